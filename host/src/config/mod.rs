@@ -1,0 +1,376 @@
+//! Configuration in two stages (like ripgrep's low/high-level args): [`raw`] holds
+//! what was written (file, then environment, then flags); [`Config::validate`]
+//! checks all of it in one place and reports every bad setting at once.
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use raw::RawConfig;
+
+use crate::policy::SafetyThreshold;
+
+/// The default listen address (the runbook's port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8045";
+/// The real Gemini API.
+pub const DEFAULT_UPSTREAM: &str = "https://generativelanguage.googleapis.com";
+
+/// The validated configuration the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the store and logs live.
+    pub data_dir: PathBuf,
+    /// The upstream Gemini API.
+    pub upstream: Upstream,
+    /// The image cache.
+    pub cache: Cache,
+    /// Safety defaults.
+    pub safety: Safety,
+    /// The policy components.
+    pub components: Components,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Client keys accepted in `Authorization: Bearer`.
+    pub api_keys: Vec<String>,
+    /// The admin key guarding `/admin/*`; without one the admin API is off.
+    pub admin_key: Option<String>,
+}
+
+/// Where Gemini is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `https://generativelanguage.googleapis.com` or an emulator's `http://` URL, no trailing slash.
+    pub base_url: String,
+    /// TCP + TLS connect budget.
+    pub connect_timeout: Duration,
+    /// Budget of one whole upstream call.
+    pub request_timeout: Duration,
+    /// Most upstream calls for one image (each on another account where possible).
+    pub max_attempts: u32,
+}
+
+/// Which cache store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheBackend {
+    /// The redb file under the data dir (also accepted as `filesystem`).
+    Redb,
+    /// redb's in-memory backend: lost at exit.
+    Memory,
+    /// No caching.
+    None,
+}
+
+impl CacheBackend {
+    /// The name logged as `Cache backend: …`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheBackend::Redb => "redb",
+            CacheBackend::Memory => "memory",
+            CacheBackend::None => "none",
+        }
+    }
+}
+
+/// The image cache settings.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    /// Backend.
+    pub backend: CacheBackend,
+    /// Byte cap; least recently used entries are evicted past it.
+    pub max_bytes: u64,
+    /// Entry lifetime.
+    pub ttl: Duration,
+}
+
+/// Safety defaults.
+#[derive(Debug, Clone)]
+pub struct Safety {
+    /// Global threshold, overridden per request by `safety_threshold`.
+    pub threshold: SafetyThreshold,
+    /// Local deny-list terms.
+    pub deny_list: Vec<String>,
+}
+
+/// Policy component sources and per-call limits.
+#[derive(Debug, Clone)]
+pub struct Components {
+    /// Replacement `.wasm` files (embedded ones otherwise).
+    pub sources: crate::policy::Sources,
+    /// Per-call limits.
+    pub limits: crate::policy::CallLimits,
+}
+
+/// Parse `OFF|LOW|MEDIUM|HIGH` (any case).
+pub fn parse_threshold(s: &str) -> Option<SafetyThreshold> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "OFF" => Some(SafetyThreshold::Off),
+        "LOW" => Some(SafetyThreshold::Low),
+        "MEDIUM" => Some(SafetyThreshold::Medium),
+        "HIGH" => Some(SafetyThreshold::High),
+        _ => None,
+    }
+}
+
+/// The name of a threshold as operators write it.
+pub fn threshold_name(t: SafetyThreshold) -> &'static str {
+    match t {
+        SafetyThreshold::Off => "OFF",
+        SafetyThreshold::Low => "LOW",
+        SafetyThreshold::Medium => "MEDIUM",
+        SafetyThreshold::High => "HIGH",
+    }
+}
+
+impl Config {
+    /// Check every setting; on failure, the list of all problems.
+    pub fn validate(raw: RawConfig, mut errors: Vec<String>) -> Result<Config, Vec<String>> {
+        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "listen {listen_text:?} is not an address like 127.0.0.1:8045"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8045))
+        });
+        let data_dir = raw.data_dir.unwrap_or_else(default_data_dir);
+
+        let base_url = raw
+            .upstream
+            .base_url
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_string());
+        let base_url = base_url.trim_end_matches('/').to_string();
+        match base_url.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+            _ => errors.push(format!(
+                "upstream.base_url {base_url:?} must be an http:// or https:// URL"
+            )),
+        }
+        let ms = |v: Option<u64>, default: u64, name: &str, errors: &mut Vec<String>| {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                errors.push(format!("{name} must be greater than 0"));
+            }
+            Duration::from_millis(v)
+        };
+        let upstream = Upstream {
+            base_url,
+            connect_timeout: ms(
+                raw.upstream.connect_timeout_ms,
+                10_000,
+                "upstream.connect_timeout_ms",
+                &mut errors,
+            ),
+            request_timeout: ms(
+                raw.upstream.request_timeout_ms,
+                180_000,
+                "upstream.request_timeout_ms",
+                &mut errors,
+            ),
+            max_attempts: match raw.upstream.max_attempts.unwrap_or(3) {
+                0 => {
+                    errors.push("upstream.max_attempts must be at least 1".into());
+                    1
+                }
+                n => n,
+            },
+        };
+
+        let backend = match raw
+            .cache
+            .backend
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            None => CacheBackend::Redb,
+            Some(s) => match s.as_str() {
+                "redb" | "filesystem" | "disk" => CacheBackend::Redb,
+                "memory" => CacheBackend::Memory,
+                "none" | "off" | "disabled" => CacheBackend::None,
+                other => {
+                    errors.push(format!("CACHE_BACKEND / cache.backend {other:?} must be redb (alias filesystem), memory or none"));
+                    CacheBackend::None
+                }
+            },
+        };
+        let mb = raw.cache.max_size_mb.unwrap_or(500.0);
+        if !(mb.is_finite() && mb > 0.0) {
+            errors.push(format!("CACHE_MAX_SIZE_MB / cache.max_size_mb must be a positive number of megabytes, not {mb}"));
+        }
+        let ttl_seconds = raw.cache.ttl_seconds.unwrap_or(3600);
+        if ttl_seconds == 0 {
+            errors.push("CACHE_TTL_SECONDS / cache.ttl_seconds must be at least 1 (use CACHE_BACKEND=none to disable caching)".into());
+        }
+        let cache = Cache {
+            backend,
+            max_bytes: (mb.max(0.0) * 1024.0 * 1024.0) as u64,
+            ttl: Duration::from_secs(ttl_seconds),
+        };
+
+        let threshold = match raw.safety.threshold.as_deref() {
+            None => SafetyThreshold::Medium,
+            Some(s) => parse_threshold(s).unwrap_or_else(|| {
+                errors.push(format!("GEMINI_IMAGE_SAFETY_THRESHOLD / safety.threshold {s:?} must be OFF, LOW, MEDIUM or HIGH"));
+                SafetyThreshold::Medium
+            }),
+        };
+        let deny_list = raw
+            .safety
+            .deny_list
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+
+        let c = raw.components;
+        for (name, path) in [
+            ("translator", &c.translator),
+            ("safety", &c.safety),
+            ("classifier", &c.classifier),
+        ] {
+            if let Some(p) = path {
+                if !p.is_file() {
+                    errors.push(format!(
+                        "components.{name} {} is not a readable file",
+                        p.display()
+                    ));
+                }
+            }
+        }
+        let defaults = crate::policy::CallLimits::default();
+        let components = Components {
+            sources: crate::policy::Sources {
+                translator: c.translator,
+                safety: c.safety,
+                classifier: c.classifier,
+            },
+            limits: crate::policy::CallLimits {
+                timeout: ms(
+                    c.timeout_ms,
+                    defaults.timeout.as_millis() as u64,
+                    "components.timeout_ms",
+                    &mut errors,
+                ),
+                max_memory_bytes: match c.max_memory_mb {
+                    None => defaults.max_memory_bytes,
+                    Some(n) if (1..=4096).contains(&n) => (n as usize) << 20,
+                    Some(n) => {
+                        errors.push(format!(
+                            "components.max_memory_mb {n} must be between 1 and 4096"
+                        ));
+                        defaults.max_memory_bytes
+                    }
+                },
+                ..defaults
+            },
+        };
+
+        let max_body_bytes = match raw.server.max_body_bytes.unwrap_or(1 << 20) {
+            0 => {
+                errors.push("server.max_body_bytes must be greater than 0".into());
+                1 << 20
+            }
+            n => n as usize,
+        };
+        let api_keys: Vec<String> = raw.auth.api_keys.unwrap_or_default();
+        if let Some(short) = api_keys.iter().find(|k| k.len() < 8) {
+            errors.push(format!(
+                "client API keys must be at least 8 characters ({} is too short)",
+                short.len()
+            ));
+        }
+        let admin_key = raw.auth.admin_key.filter(|k| !k.is_empty());
+        if admin_key.as_ref().is_some_and(|k| k.len() < 8) {
+            errors.push("APERTURE_ADMIN_KEY must be at least 8 characters".into());
+        }
+
+        if errors.is_empty() {
+            Ok(Config {
+                listen,
+                data_dir,
+                upstream,
+                cache,
+                safety: Safety {
+                    threshold,
+                    deny_list,
+                },
+                components,
+                max_body_bytes,
+                api_keys,
+                admin_key,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// `$HOME/.aperture`, or `./aperture-data` without a home.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".aperture"))
+        .unwrap_or_else(|| PathBuf::from("aperture-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn runbook_environment_variables_are_honoured() {
+        let mut raw = RawConfig::default();
+        let mut errors = vec![];
+        raw.apply_env(
+            env(&[
+                ("GEMINI_IMAGE_SAFETY_THRESHOLD", "low"),
+                ("CACHE_BACKEND", "filesystem"),
+                ("CACHE_MAX_SIZE_MB", "50"),
+                ("CACHE_TTL_SECONDS", "1800"),
+            ]),
+            &mut errors,
+        );
+        let c = Config::validate(raw, errors).unwrap();
+        assert_eq!(c.safety.threshold, SafetyThreshold::Low);
+        assert_eq!(c.cache.backend, CacheBackend::Redb);
+        assert_eq!(c.cache.max_bytes, 50 << 20);
+        assert_eq!(c.cache.ttl, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_at_once() {
+        let mut raw =
+            RawConfig::from_toml("listen = \"nowhere\"\n[cache]\nbackend = \"floppy\"\n").unwrap();
+        let mut errors = vec![];
+        raw.apply_env(
+            env(&[
+                ("GEMINI_IMAGE_SAFETY_THRESHOLD", "EXTREME"),
+                ("CACHE_TTL_SECONDS", "soon"),
+            ]),
+            &mut errors,
+        );
+        let errs = Config::validate(raw, errors).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("EXTREME")));
+        assert!(errs.iter().any(|e| e.contains("floppy")));
+        assert!(errs.iter().any(|e| e.contains("nowhere")));
+        assert!(errs.iter().any(|e| e.contains("soon")));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let err = RawConfig::from_toml("[cache]\nmax_size = 3\n").unwrap_err();
+        assert!(err.contains("max_size"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Stage one of configuration: the settings as written, from the TOML file, the
+//! environment and the command line (later wins). Nothing is checked here except
+//! that the file parses and names only known keys.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Every setting, each optional, exactly as an operator can write it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `listen = "127.0.0.1:8045"`.
+    pub listen: Option<String>,
+    /// `data_dir = "/var/lib/aperture"`.
+    pub data_dir: Option<PathBuf>,
+    /// `[upstream]`.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// `[cache]`.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// `[safety]`.
+    #[serde(default)]
+    pub safety: RawSafety,
+    /// `[components]`.
+    #[serde(default)]
+    pub components: RawComponents,
+    /// `[server]`.
+    #[serde(default)]
+    pub server: RawServer,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+/// `[upstream]`: where Gemini is and how long to wait for it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub base_url: Option<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
+}
+
+/// `[cache]`: the runbook's CACHE_* settings.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub backend: Option<String>,
+    pub max_size_mb: Option<f64>,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `[safety]`: the global threshold and the local deny-list.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSafety {
+    pub threshold: Option<String>,
+    pub deny_list: Option<Vec<String>>,
+}
+
+/// `[components]`: replacement `.wasm` files and per-call limits.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponents {
+    pub translator: Option<PathBuf>,
+    pub safety: Option<PathBuf>,
+    pub classifier: Option<PathBuf>,
+    pub timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+}
+
+/// `[server]`: request limits.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub max_body_bytes: Option<u64>,
+}
+
+/// `[auth]`: client keys and the admin key (prefer the environment for secrets).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub api_keys: Option<Vec<String>>,
+    pub admin_key: Option<String>,
+}
+
+impl RawConfig {
+    /// Parse a TOML file's text.
+    pub fn from_toml(text: &str) -> Result<RawConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Overlay the environment (`lookup` is `std::env::var` outside tests).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) {
+        let list = |s: String| {
+            s.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        if let Some(v) = lookup("APERTURE_LISTEN") {
+            self.listen = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_DATA_DIR") {
+            self.data_dir = Some(v.into());
+        }
+        if let Some(v) = lookup("APERTURE_UPSTREAM_URL") {
+            self.upstream.base_url = Some(v);
+        }
+        if let Some(v) = lookup("GEMINI_IMAGE_SAFETY_THRESHOLD") {
+            self.safety.threshold = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_DENY_LIST") {
+            self.safety.deny_list = Some(list(v));
+        }
+        if let Some(v) = lookup("CACHE_BACKEND") {
+            self.cache.backend = Some(v);
+        }
+        if let Some(v) = lookup("CACHE_MAX_SIZE_MB") {
+            match v.trim().parse::<f64>() {
+                Ok(n) => self.cache.max_size_mb = Some(n),
+                Err(_) => errors.push(format!(
+                    "CACHE_MAX_SIZE_MB={v:?} is not a number of megabytes (e.g. 500)"
+                )),
+            }
+        }
+        if let Some(v) = lookup("CACHE_TTL_SECONDS") {
+            match v.trim().parse::<u64>() {
+                Ok(n) => self.cache.ttl_seconds = Some(n),
+                Err(_) => errors.push(format!(
+                    "CACHE_TTL_SECONDS={v:?} is not a whole number of seconds (e.g. 3600)"
+                )),
+            }
+        }
+        if let Some(v) = lookup("APERTURE_API_KEY") {
+            self.auth.api_keys = Some(list(v));
+        }
+        if let Some(v) = lookup("APERTURE_ADMIN_KEY") {
+            self.auth.admin_key = Some(v);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The wasmtime engine the policy components run on: pooling allocator (fresh,
+//! cheap instance per call), epoch interruption (a deadline per call) and a memory
+//! cap per instance, plus a WASI linker that grants no authority at all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances; call deadlines are whole multiples of it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every component call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall-clock budget of one call before it is interrupted.
+    pub timeout: Duration,
+    /// Linear-memory cap of one instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// How many instances may be alive at once (the pool size).
+    pub max_instances: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            timeout: Duration::from_millis(500),
+            max_memory_bytes: 64 << 20,
+            max_instances: 256,
+        }
+    }
+}
+
+/// Per-call store state: a WASI context with no preopens, no environment, no
+/// arguments, no network; stdio goes nowhere.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine, the linker and the epoch ticker, shared by every component slot.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<CallState>,
+    pub(crate) limits: CallLimits,
+    _ticker: Arc<Ticker>,
+}
+
+impl Runtime {
+    /// Build the engine and the authority-free WASI linker.
+    pub fn new(limits: CallLimits) -> wasmtime::Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 8)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 8)
+            .total_stacks(limits.max_instances)
+            .max_memory_size(limits.max_memory_bytes)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(16);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Small reservations keep the pool's virtual footprint modest; bounds
+            // checks become explicit, which costs little for policy code.
+            .memory_reservation(limits.max_memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(Runtime {
+            engine,
+            linker,
+            limits,
+            _ticker: ticker,
+        })
+    }
+
+    /// A fresh store for one call, with the call deadline armed.
+    pub(crate) fn store(&self) -> Store<CallState> {
+        let state = CallState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let ticks = (self.limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store
+    }
+}
+
+/// A background thread advancing the engine epoch; it stops when dropped.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Arc<Ticker> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("aperture-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Arc::new(Ticker { stop })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

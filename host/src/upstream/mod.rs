@@ -1,0 +1,134 @@
+//! The HTTP client to Gemini: `POST {base}/v1beta/models/{model}:generateContent`
+//! with `x-goog-api-key`, over rustls for `https` bases, with a connect timeout and
+//! a total timeout per call. It reports what happened; it does not judge it (the
+//! error-classifier component does).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Upstream as UpstreamConfig;
+
+/// Upstream bodies larger than this are refused (a 4K PNG in base64 is ~30 MB).
+pub const MAX_UPSTREAM_BODY: usize = 192 << 20;
+
+/// An HTTP answer from the upstream, whatever its status.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// A call that produced no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No connection could be made.
+    #[error("could not connect to the upstream: {0}")]
+    Connect(String),
+    /// The connect or total timeout elapsed.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The TLS handshake failed.
+    #[error("TLS with the upstream failed: {0}")]
+    Tls(String),
+    /// The connection broke or the answer was not HTTP.
+    #[error("the upstream connection failed: {0}")]
+    Protocol(String),
+}
+
+/// The Gemini client, shared by all requests (it pools connections).
+#[derive(Clone)]
+pub struct Gemini {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base_url: String,
+    request_timeout: Duration,
+}
+
+impl Gemini {
+    /// A client for `config.base_url`.
+    pub fn new(config: &UpstreamConfig) -> Gemini {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https);
+        Gemini { client, base_url: config.base_url.clone(), request_timeout: config.request_timeout }
+    }
+
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Call `generateContent` for `model` with `api_key`.
+    pub async fn generate_content(&self, model: &str, api_key: &str, body: String) -> Result<Reply, TransportError> {
+        let uri = format!("{}/v1beta/models/{model}:generateContent", self.base_url);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("x-goog-api-key", api_key)
+            .header("user-agent", concat!("aperture/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| TransportError::Protocol(format!("building the request: {e}")))?;
+        let call = async {
+            let response = self.client.request(request).await.map_err(classify_transport)?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY)
+                .collect()
+                .await
+                .map_err(|e| TransportError::Protocol(format!("reading the response body: {e}")))?
+                .to_bytes();
+            Ok(Reply { status, headers, body })
+        };
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout(self.request_timeout)),
+        }
+    }
+}
+
+fn classify_transport(e: hyper_util::client::legacy::Error) -> TransportError {
+    let chain = error_chain(&e);
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("timeout") {
+        TransportError::Timeout(Duration::ZERO)
+    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") {
+        TransportError::Tls(chain)
+    } else if e.is_connect() {
+        TransportError::Connect(chain)
+    } else {
+        TransportError::Protocol(chain)
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

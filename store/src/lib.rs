@@ -1,0 +1,24 @@
+//! Aperture's embedded storage: one redb file holding the image cache, the upstream account pool and the
+//! client keys, behind a small synchronous API (call it from `tokio::task::spawn_blocking`).
+//!
+//! Everything hangs off [`Store`], which is cheap to clone and `Send + Sync`. Time never comes from the
+//! clock inside this crate: every time-dependent call takes `now_ms` (unix milliseconds) so callers and tests
+//! control it.
+//!
+//! The API is deliberately narrow (cache get/put/evict, account checkout/report, key verify) so a Redis
+//! implementation can stand beside this one later.
+
+mod accounts;
+mod cache;
+mod error;
+mod keys;
+mod pool;
+mod store;
+mod tables;
+
+pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
+pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, PutOutcome};
+pub use error::StoreError;
+pub use keys::KeyStore;
+pub use pool::{AccountPool, Checkout, Lease};
+pub use store::Store;

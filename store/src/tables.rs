@@ -1,0 +1,48 @@
+//! Every redb table this crate uses, in one place, so the file's schema can be read at a glance.
+//!
+//! Schema (version [`SCHEMA_VERSION`], recorded in [`META`] under [`META_SCHEMA_VERSION`]):
+//!
+//! | table | key | value | purpose |
+//! |---|---|---|---|
+//! | `meta` | `&str` | `u64` | schema version, cache totals, next account id |
+//! | `cache_payloads` | `&[u8; 32]` | `&[u8]` | the cached payload, opaque bytes |
+//! | `cache_entries` | `&[u8; 32]` | `(created_ms, last_access_ms, size)` | per-entry metadata (kept apart from the payload so an access-time update never rewrites a large value) |
+//! | `cache_by_access` | `(last_access_ms, key)` | `()` | LRU order: the first row is the least recently accessed entry |
+//! | `cache_by_created` | `(created_ms, key)` | `()` | TTL order: expired entries are a prefix of this table |
+//! | `accounts` | `u64` (id) | `&str` (JSON of [`crate::Account`]) | upstream accounts, state and counters |
+//! | `client_keys` | `&str` (sha256 hex of the key) | `&str` (label) | client API keys |
+
+use redb::TableDefinition;
+
+/// Bumped when a table's layout changes incompatibly; a file with a newer version is refused.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+
+/// Small counters and settings.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `META` key: schema version of the file.
+pub(crate) const META_SCHEMA_VERSION: &str = "schema_version";
+/// `META` key: sum of the sizes of all cache entries.
+pub(crate) const META_CACHE_BYTES: &str = "cache_bytes";
+/// `META` key: number of cache entries.
+pub(crate) const META_CACHE_ENTRIES: &str = "cache_entries";
+/// `META` key: the id the next added account gets (ids are never reused).
+pub(crate) const META_NEXT_ACCOUNT_ID: &str = "next_account_id";
+
+/// Cache payloads by key.
+pub(crate) const CACHE_PAYLOADS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("cache_payloads");
+/// Cache entry metadata by key: `(created_ms, last_access_ms, size)`.
+pub(crate) const CACHE_ENTRIES: TableDefinition<&[u8; 32], (u64, u64, u64)> =
+    TableDefinition::new("cache_entries");
+/// LRU index ordered by `(last_access_ms, key)`.
+pub(crate) const CACHE_BY_ACCESS: TableDefinition<(u64, &[u8; 32]), ()> =
+    TableDefinition::new("cache_by_access");
+/// TTL index ordered by `(created_ms, key)`.
+pub(crate) const CACHE_BY_CREATED: TableDefinition<(u64, &[u8; 32]), ()> =
+    TableDefinition::new("cache_by_created");
+
+/// Upstream accounts by id, each row the JSON of an [`crate::Account`].
+pub(crate) const ACCOUNTS: TableDefinition<u64, &str> = TableDefinition::new("accounts");
+
+/// Client keys: sha256 hex of the raw key -> label.
+pub(crate) const CLIENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("client_keys");
