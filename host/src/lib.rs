@@ -2,5 +2,16 @@
 //! image models, whose policy (translation, safety, error classification) runs as
 //! WebAssembly components. The binary is a thin CLI over this library.
 
+pub mod admin;
+pub mod admin_client;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod errors;
+pub mod gateway;
+pub mod generated;
+pub mod logging;
 pub mod policy;
+pub mod serve;
+pub mod server;
+pub mod upstream;

@@ -66,8 +66,14 @@ impl Gemini {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https);
-        Gemini { client, base_url: config.base_url.clone(), request_timeout: config.request_timeout }
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Gemini {
+            client,
+            base_url: config.base_url.clone(),
+            request_timeout: config.request_timeout,
+        }
     }
 
     /// The base URL calls go to.
@@ -76,30 +82,51 @@ impl Gemini {
     }
 
     /// Call `generateContent` for `model` with `api_key`.
-    pub async fn generate_content(&self, model: &str, api_key: &str, body: String) -> Result<Reply, TransportError> {
+    pub async fn generate_content(
+        &self,
+        model: &str,
+        api_key: &str,
+        body: String,
+    ) -> Result<Reply, TransportError> {
         let uri = format!("{}/v1beta/models/{model}:generateContent", self.base_url);
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header("content-type", "application/json")
             .header("x-goog-api-key", api_key)
-            .header("user-agent", concat!("aperture/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("aperture/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| TransportError::Protocol(format!("building the request: {e}")))?;
         let call = async {
-            let response = self.client.request(request).await.map_err(classify_transport)?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(classify_transport)?;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY)
                 .collect()
                 .await
                 .map_err(|e| TransportError::Protocol(format!("reading the response body: {e}")))?
                 .to_bytes();
-            Ok(Reply { status, headers, body })
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
         };
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(result) => result,
@@ -113,7 +140,8 @@ fn classify_transport(e: hyper_util::client::legacy::Error) -> TransportError {
     let lower = chain.to_ascii_lowercase();
     if lower.contains("timed out") || lower.contains("timeout") {
         TransportError::Timeout(Duration::ZERO)
-    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") {
+    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
+    {
         TransportError::Tls(chain)
     } else if e.is_connect() {
         TransportError::Connect(chain)

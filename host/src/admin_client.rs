@@ -1,0 +1,275 @@
+//! The client side of the admin API, used by `aperture accounts|keys|cache`.
+//! Secrets are read from stdin or a named environment variable, never argv.
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::cli::{AccountsAction, CacheAction, KeysAction, Remote};
+
+/// Read a secret: from `$env_name` if given, else stdin (prompting on a terminal).
+pub fn read_secret(env_name: Option<&str>, what: &str) -> Result<String> {
+    let secret = match env_name {
+        Some(name) => std::env::var(name)
+            .with_context(|| format!("environment variable {name} is not set"))?,
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("Paste the {what}, then press Enter and Ctrl-D:");
+            }
+            let mut s = String::new();
+            stdin
+                .lock()
+                .read_to_string(&mut s)
+                .context("reading the secret from stdin")?;
+            s
+        }
+    };
+    let secret = secret.trim().to_string();
+    if secret.is_empty() {
+        bail!("the {what} is empty: pipe it on stdin (e.g. `printf %s \"$KEY\" | aperture …`) or use --secret-env");
+    }
+    Ok(secret)
+}
+
+async fn call(remote: &Remote, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    let admin_key = std::env::var("APERTURE_ADMIN_KEY").map_err(|_| {
+        anyhow!("set APERTURE_ADMIN_KEY to the gateway's admin key (demo mode prints one at start)")
+    })?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let url = format!("{}{path}", remote.server.trim_end_matches('/'));
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let request = Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("authorization", format!("Bearer {admin_key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .with_context(|| format!("bad server URL {url}"))?;
+    let response = client.request(request).await.with_context(|| {
+        format!(
+            "cannot reach the gateway at {} (is it running? see --server)",
+            remote.server
+        )
+    })?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the gateway's answer")?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+    if !status.is_success() {
+        let msg = value["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        bail!("the gateway refused ({status}): {msg}");
+    }
+    Ok(value)
+}
+
+fn print(remote: &Remote, value: &Value, table: impl FnOnce(&Value)) {
+    if remote.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        table(value);
+    }
+}
+
+fn state_text(state: &Value) -> String {
+    let kind = state["kind"].as_str().unwrap_or("?");
+    let until = state["until_ms"]
+        .as_u64()
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64));
+    match (kind, until) {
+        ("cooling_down", Some(t)) => {
+            format!("cooling down until {}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+        }
+        ("exhausted", Some(t)) => {
+            format!("quota exhausted until {}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+        }
+        ("disabled", _) => format!("disabled: {}", state["reason"].as_str().unwrap_or("")),
+        (k, _) => k.to_string(),
+    }
+}
+
+fn print_account(a: &Value) {
+    println!(
+        "{:<4} {:<16} {:<28} {:<14} {:>8} {:>8}  {}",
+        a["id"],
+        a["label"].as_str().unwrap_or(""),
+        a["email"].as_str().unwrap_or("-"),
+        a["secret_masked"].as_str().unwrap_or(""),
+        a["counters"]["requests"],
+        a["counters"]["failures"],
+        state_text(&a["state"])
+    );
+}
+
+/// `aperture accounts …`.
+pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
+    match action {
+        AccountsAction::Add {
+            label,
+            email,
+            secret_env,
+        } => {
+            let secret = read_secret(secret_env.as_deref(), "Gemini API key")?;
+            let v = call(
+                remote,
+                Method::POST,
+                "/admin/accounts",
+                Some(json!({"label": label, "email": email, "secret": secret})),
+            )
+            .await?;
+            print(remote, &v, |v| {
+                println!(
+                    "added account {} ({})",
+                    v["account"]["label"], v["account"]["secret_masked"]
+                )
+            });
+        }
+        AccountsAction::List => {
+            let v = call(remote, Method::GET, "/admin/accounts", None).await?;
+            print(remote, &v, |v| {
+                println!(
+                    "{:<4} {:<16} {:<28} {:<14} {:>8} {:>8}  STATE",
+                    "ID", "LABEL", "EMAIL", "SECRET", "REQUESTS", "FAILURES"
+                );
+                for a in v["accounts"].as_array().into_iter().flatten() {
+                    print_account(a);
+                }
+            });
+        }
+        AccountsAction::Disable { account, reason } => {
+            let v = call(
+                remote,
+                Method::POST,
+                &format!("/admin/accounts/{account}/disable"),
+                Some(json!({"reason": reason})),
+            )
+            .await?;
+            print(remote, &v, |v| {
+                println!("disabled account {}", v["account"]["label"])
+            });
+        }
+        AccountsAction::Enable { account } => {
+            let v = call(
+                remote,
+                Method::POST,
+                &format!("/admin/accounts/{account}/enable"),
+                None,
+            )
+            .await?;
+            print(remote, &v, |v| {
+                println!("enabled account {}", v["account"]["label"])
+            });
+        }
+        AccountsAction::Remove { account } => {
+            let v = call(
+                remote,
+                Method::DELETE,
+                &format!("/admin/accounts/{account}"),
+                None,
+            )
+            .await?;
+            print(remote, &v, |v| {
+                println!("removed account {}", v["account"]["label"])
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `aperture keys …`.
+pub async fn keys(remote: &Remote, action: &KeysAction) -> Result<()> {
+    match action {
+        KeysAction::Add { label } => {
+            let key = read_secret(None, "client API key")?;
+            let v = call(
+                remote,
+                Method::POST,
+                "/admin/keys",
+                Some(json!({"label": label, "key": key})),
+            )
+            .await?;
+            print(remote, &v, |_| println!("added client key {label}"));
+        }
+        KeysAction::List => {
+            let v = call(remote, Method::GET, "/admin/keys", None).await?;
+            print(remote, &v, |v| {
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} sha256:{}…",
+                        k["label"].as_str().unwrap_or(""),
+                        k["sha256_prefix"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        KeysAction::Remove { label } => {
+            let v = call(
+                remote,
+                Method::DELETE,
+                &format!("/admin/keys/{label}"),
+                None,
+            )
+            .await?;
+            print(remote, &v, |_| println!("removed client key {label}"));
+        }
+    }
+    Ok(())
+}
+
+/// `aperture cache …`.
+pub async fn cache(remote: &Remote, action: &CacheAction) -> Result<()> {
+    match action {
+        CacheAction::Stats => {
+            let v = call(remote, Method::GET, "/admin/cache", None).await?;
+            print(remote, &v, |v| {
+                let (bytes, max) = (
+                    v["bytes"].as_u64().unwrap_or(0),
+                    v["max_bytes"].as_u64().unwrap_or(0),
+                );
+                let pct = if max > 0 {
+                    bytes as f64 * 100.0 / max as f64
+                } else {
+                    0.0
+                };
+                println!(
+                    "backend={} entries={} bytes={} max_bytes={} usage_percent={:.1} ttl_seconds={}",
+                    v["backend"].as_str().unwrap_or("?"),
+                    v["entries"],
+                    bytes,
+                    max,
+                    pct,
+                    v["ttl_seconds"]
+                );
+            });
+        }
+        CacheAction::Clear => {
+            let v = call(remote, Method::DELETE, "/admin/cache", None).await?;
+            print(remote, &v, |v| {
+                println!("removed {} cache entries", v["removed"])
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The gateway's shared state, built once at start-up from the validated config:
+//! components, store, account pool, cache, upstream client, client keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aperture_store::{AccountPool, Cache, CacheKey, CacheLimits, KeyStore, Store};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+
+use crate::config::{CacheBackend, Config};
+use crate::errors::GatewayError;
+use crate::generated::Generated;
+use crate::policy::{Policies, PolicyConfig};
+use crate::upstream::Gemini;
+
+/// The redb file under the data dir.
+pub const STORE_FILE: &str = "aperture.redb";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data dir cannot be created.
+    #[error("cannot create the data dir {path}: {source}")]
+    DataDir {
+        /// The dir.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error("cannot open the store {path}: {source} (is another aperture using this data dir?)")]
+    Store {
+        /// The file.
+        path: String,
+        /// Why.
+        source: aperture_store::StoreError,
+    },
+    /// A component cannot be loaded.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+}
+
+/// Client keys from the configuration (held as sha256) plus those in the store.
+pub struct ClientKeys {
+    configured: Vec<[u8; 32]>,
+    stored: KeyStore,
+}
+
+impl ClientKeys {
+    /// Whether `presented` is a valid client key (constant-time comparisons).
+    pub fn verify(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut ok = subtle::Choice::from(0);
+        for k in &self.configured {
+            ok |= k.ct_eq(&digest);
+        }
+        bool::from(ok) || matches!(self.stored.verify(presented), Ok(Some(_)))
+    }
+
+    /// Whether any key exists at all.
+    pub fn any(&self) -> bool {
+        !self.configured.is_empty() || self.stored.list().map(|l| !l.is_empty()).unwrap_or(false)
+    }
+}
+
+/// Shared outcome of one generation, handed to every coalesced request.
+pub type SharedOutcome = Result<Arc<Generated>, GatewayError>;
+
+/// Identical requests in flight share one upstream call.
+#[derive(Default)]
+pub struct Inflight {
+    map: Mutex<HashMap<CacheKey, Arc<OnceCell<SharedOutcome>>>>,
+}
+
+impl Inflight {
+    /// The cell for `key`: the first caller's `get_or_init` does the work, the
+    /// others wait for its outcome.
+    pub fn cell(&self, key: CacheKey) -> Arc<OnceCell<SharedOutcome>> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// Forget `key` once its outcome is known (only if it is still `cell`).
+    pub fn release(&self, key: &CacheKey, cell: &Arc<OnceCell<SharedOutcome>>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(key).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            map.remove(key);
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    /// The validated configuration.
+    pub config: Config,
+    /// The policy components.
+    pub policies: Policies,
+    /// The upstream client.
+    pub gemini: Gemini,
+    /// The store (accounts, keys; cache unless the backend is `memory`).
+    pub store: Store,
+    /// The account pool.
+    pub accounts: AccountPool,
+    /// The image cache, unless disabled.
+    pub cache: Option<Cache>,
+    /// Accepted client keys.
+    pub keys: ClientKeys,
+    /// sha256 of the admin key, when the admin API is on.
+    pub admin_key: Option<[u8; 32]>,
+    /// The deny-list handed to the safety policy.
+    pub policy_config: PolicyConfig,
+    /// In-flight generations by cache key.
+    pub inflight: Inflight,
+    /// When the gateway started.
+    pub started: Instant,
+}
+
+impl App {
+    /// Open the store, load the components, build the client.
+    pub fn build(config: Config) -> Result<App, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let path = config.data_dir.join(STORE_FILE);
+        let store_err = |source| StartError::Store {
+            path: path.display().to_string(),
+            source,
+        };
+        let store = Store::open(&path).map_err(store_err)?;
+        let accounts = store.accounts().map_err(store_err)?;
+        let limits = CacheLimits {
+            max_bytes: config.cache.max_bytes,
+            ttl_ms: config.cache.ttl.as_millis() as u64,
+        };
+        let cache = match config.cache.backend {
+            CacheBackend::Redb => Some(store.cache(limits)),
+            CacheBackend::Memory => Some(Store::in_memory().map_err(store_err)?.cache(limits)),
+            CacheBackend::None => None,
+        };
+        let policies = Policies::load(&config.components.sources, config.components.limits)?;
+        let keys = ClientKeys {
+            configured: config
+                .api_keys
+                .iter()
+                .map(|k| Sha256::digest(k.as_bytes()).into())
+                .collect(),
+            stored: store.keys(),
+        };
+        let admin_key = config
+            .admin_key
+            .as_ref()
+            .map(|k| Sha256::digest(k.as_bytes()).into());
+        let policy_config = PolicyConfig {
+            deny_list: config.safety.deny_list.clone(),
+        };
+        Ok(App {
+            gemini: Gemini::new(&config.upstream),
+            config,
+            policies,
+            store,
+            accounts,
+            cache,
+            keys,
+            admin_key,
+            policy_config,
+            inflight: Inflight::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether `presented` is the admin key (constant time).
+    pub fn is_admin(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.admin_key.is_some_and(|k| bool::from(k.ct_eq(&digest)))
+    }
+}
+
+/// Run blocking work (component calls, redb) off the async workers.
+pub async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, GatewayError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::Internal(format!("worker failed: {e}")))
+}

@@ -1,0 +1,163 @@
+//! The command line: `aperture serve | emulator | accounts | keys | cache`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Aperture: an OpenAI-compatible image-generation gateway for Gemini image models.
+#[derive(Debug, Parser)]
+#[command(name = "aperture", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Run the Gemini API emulator alone (for trying clients without Google).
+    Emulator(EmulatorArgs),
+    /// Manage upstream accounts on a running gateway (admin API).
+    Accounts {
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+        /// What to do.
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+    /// Manage client API keys on a running gateway (admin API).
+    Keys {
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Inspect or clear the image cache of a running gateway (admin API).
+    Cache {
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+        /// What to do.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+/// `aperture serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the real one is printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Directory for the store and logs [default: ~/.aperture, or ~/.aperture/demo with --demo].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (environment variables and flags override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Demo mode: start the embedded Gemini emulator with three demo accounts.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `aperture emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8046")]
+    pub listen: SocketAddr,
+    /// Accepted API keys (repeatable); without any, every key not starting with "invalid" is accepted.
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Latency added to every generateContent call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+/// How to reach a running gateway's admin API.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        env = "APERTURE_SERVER",
+        default_value = "http://127.0.0.1:8045",
+        global = true
+    )]
+    pub server: String,
+    /// Print raw JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `aperture accounts …`.
+#[derive(Debug, Subcommand)]
+pub enum AccountsAction {
+    /// Add an account. The secret (Gemini API key) is read from stdin, or from the
+    /// environment variable named by --secret-env; never from the command line.
+    Add {
+        /// A unique label.
+        #[arg(long)]
+        label: String,
+        /// The account's email, shown in logs as account_email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the secret from this environment variable instead of stdin.
+        #[arg(long)]
+        secret_env: Option<String>,
+    },
+    /// List accounts (secrets masked) with their state.
+    List,
+    /// Take an account out of rotation.
+    Disable {
+        /// Account id or label.
+        account: String,
+        /// Why (shown in the list).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Put an account back in rotation (clears cool-downs too).
+    Enable {
+        /// Account id or label.
+        account: String,
+    },
+    /// Delete an account.
+    Remove {
+        /// Account id or label.
+        account: String,
+    },
+}
+
+/// `aperture keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a client key; the key is read from stdin.
+    Add {
+        /// A unique label.
+        #[arg(long)]
+        label: String,
+    },
+    /// List client keys (labels and hash prefixes only).
+    List,
+    /// Remove a client key.
+    Remove {
+        /// The label.
+        label: String,
+    },
+}
+
+/// `aperture cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Entries, bytes and limits.
+    Stats,
+    /// Remove every entry.
+    Clear,
+}

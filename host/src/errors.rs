@@ -1,0 +1,253 @@
+//! Every failure a client can see, and the ONE place that turns a failure into
+//! the OpenAI-shaped error response (like linkerd's `ServerRescue`).
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+
+use crate::policy::ErrorType;
+
+/// A request failure, made where it happens, rendered by [`GatewayError::render`].
+/// Cloneable so that coalesced identical requests can share one outcome.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// No or wrong client key.
+    #[error("missing or invalid API key: send `Authorization: Bearer <key>` with a key the operator issued")]
+    Unauthorized,
+    /// Admin API without the admin key, or the admin API is off.
+    #[error("{0}")]
+    AdminUnauthorized(&'static str),
+    /// Body over the limit.
+    #[error("the request body is larger than {limit} bytes; send a smaller body")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Unknown path.
+    #[error("no such endpoint {0}; see GET /v1/models and POST /v1/images/generations")]
+    NotFound(String),
+    /// Wrong method for a path.
+    #[error("method {method} is not allowed on {path}; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+        /// The allowed method(s).
+        allowed: &'static str,
+    },
+    /// The request was refused by the translator (or is not even text).
+    #[error("{message}")]
+    InvalidRequest {
+        /// What to fix.
+        message: String,
+        /// The field at fault.
+        param: Option<String>,
+        /// `IMG_*` code.
+        code: String,
+    },
+    /// A safety block, local or upstream.
+    #[error("{reason}")]
+    SafetyBlocked {
+        /// What happened and what to do.
+        reason: String,
+        /// Harm categories the upstream named.
+        categories: Vec<String>,
+        /// True when the local policy refused before any upstream call.
+        local: bool,
+    },
+    /// An upstream failure as classified by the error-classifier component.
+    #[error("{message}")]
+    Upstream {
+        /// The family.
+        error_type: ErrorType,
+        /// `IMG_*` code.
+        code: String,
+        /// The client status.
+        status: u16,
+        /// What happened and what to do.
+        message: String,
+        /// Seconds for `Retry-After`, for 429/503.
+        retry_after: Option<u64>,
+    },
+    /// An admin API request that cannot be carried out (unknown account, duplicate label, bad input).
+    #[error("{message}")]
+    Admin {
+        /// HTTP status (400, 404, 409).
+        status: u16,
+        /// `IMG_*` code.
+        code: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Every account is cooling down or out of quota.
+    #[error("all upstream accounts are out of quota or cooling down; retry after {retry_after} seconds, or ask the operator to add accounts")]
+    QuotaExhausted {
+        /// Seconds until the earliest account is usable.
+        retry_after: u64,
+    },
+    /// No account is configured or enabled.
+    #[error("no upstream account is available: the operator must add or enable one (aperture accounts add)")]
+    NoAccounts,
+    /// A policy component failed (trap, timeout, bad output).
+    #[error("the gateway's {0}; the request was not completed, try again or contact the operator")]
+    Policy(String),
+    /// The store failed.
+    #[error("the gateway's storage failed ({0}); try again or contact the operator")]
+    Storage(String),
+    /// Anything else inside the gateway.
+    #[error("internal gateway error ({0}); try again or contact the operator")]
+    Internal(String),
+}
+
+impl From<crate::policy::PolicyError> for GatewayError {
+    fn from(e: crate::policy::PolicyError) -> Self {
+        GatewayError::Policy(e.to_string())
+    }
+}
+
+impl From<aperture_store::StoreError> for GatewayError {
+    fn from(e: aperture_store::StoreError) -> Self {
+        GatewayError::Storage(e.to_string())
+    }
+}
+
+/// The operator-facing name of an error family (`USER_ERROR`, ...).
+pub fn error_type_name(t: ErrorType) -> &'static str {
+    match t {
+        ErrorType::UserError => "USER_ERROR",
+        ErrorType::ApiError => "API_ERROR",
+        ErrorType::NetworkError => "NETWORK_ERROR",
+        ErrorType::SystemError => "SYSTEM_ERROR",
+    }
+}
+
+impl GatewayError {
+    /// HTTP status for the client.
+    pub fn status(&self) -> StatusCode {
+        use GatewayError::*;
+        match self {
+            Unauthorized | AdminUnauthorized(_) => StatusCode::UNAUTHORIZED,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            InvalidRequest { .. } | SafetyBlocked { .. } => StatusCode::BAD_REQUEST,
+            Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            Admin { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            NoAccounts => StatusCode::SERVICE_UNAVAILABLE,
+            Policy(_) | Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error family.
+    pub fn error_type(&self) -> ErrorType {
+        use GatewayError::*;
+        match self {
+            Unauthorized
+            | AdminUnauthorized(_)
+            | BodyTooLarge { .. }
+            | NotFound(_)
+            | MethodNotAllowed { .. }
+            | InvalidRequest { .. }
+            | SafetyBlocked { .. }
+            | Admin { .. } => ErrorType::UserError,
+            Upstream { error_type, .. } => *error_type,
+            QuotaExhausted { .. } => ErrorType::ApiError,
+            NoAccounts | Policy(_) | Storage(_) | Internal(_) => ErrorType::SystemError,
+        }
+    }
+
+    /// The `IMG_*` code.
+    pub fn code(&self) -> &str {
+        use GatewayError::*;
+        match self {
+            Unauthorized | AdminUnauthorized(_) => "IMG_UNAUTHORIZED",
+            BodyTooLarge { .. } => "IMG_PAYLOAD_TOO_LARGE",
+            NotFound(_) => "IMG_NOT_FOUND",
+            MethodNotAllowed { .. } => "IMG_METHOD_NOT_ALLOWED",
+            InvalidRequest { code, .. } | Upstream { code, .. } => code,
+            SafetyBlocked { .. } => "IMG_SAFETY_BLOCKED",
+            Admin { code, .. } => code,
+            QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
+            NoAccounts => "IMG_NO_ACCOUNTS",
+            Policy(_) => "IMG_POLICY_FAILURE",
+            Storage(_) => "IMG_STORAGE_FAILURE",
+            Internal(_) => "IMG_INTERNAL_ERROR",
+        }
+    }
+
+    /// Seconds for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::QuotaExhausted { retry_after } => Some(*retry_after),
+            GatewayError::Upstream { retry_after, .. } => *retry_after,
+            GatewayError::NoAccounts => Some(60),
+            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::InvalidRequest { param, .. } => param.as_deref(),
+            GatewayError::SafetyBlocked { .. } => Some("prompt"),
+            _ => None,
+        }
+    }
+
+    /// Render the client response — the only place an error becomes HTTP.
+    pub fn render(&self, request_id: &str) -> Response<Full<Bytes>> {
+        let mut error = json!({
+            "message": self.to_string(),
+            "type": self.openai_type(),
+            "param": self.param(),
+            "code": self.code(),
+            "error_type": error_type_name(self.error_type()),
+            "request_id": request_id,
+        });
+        if let GatewayError::SafetyBlocked { categories, .. } = self {
+            if !categories.is_empty() {
+                error["categories"] = json!(categories);
+            }
+        }
+        let body = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(secs) = self.retry_after() {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if matches!(
+            self,
+            GatewayError::Unauthorized | GatewayError::AdminUnauthorized(_)
+        ) {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", v);
+        }
+        response
+    }
+}

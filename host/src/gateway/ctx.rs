@@ -1,0 +1,85 @@
+//! The request context: what the phases learn about one request, carried from
+//! phase to phase and written out by the `log` phase.
+
+use std::time::Instant;
+
+/// How the cache took part in a request (`x-aperture-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache.
+    Hit,
+    /// Looked up, not found: generated (and stored).
+    Miss,
+    /// Not read: `Cache-Control: no-cache`, or the cache is off.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// The header / log value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// State of one request across the phases.
+#[derive(Debug)]
+pub struct Ctx {
+    /// `x-request-id`.
+    pub request_id: String,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The canonical model, once parsed.
+    pub model: Option<String>,
+    /// First 16 hex chars of sha256(prompt), once parsed.
+    pub prompt_hash: Option<String>,
+    /// Images asked for.
+    pub n: Option<u8>,
+    /// Gemini aspect ratio.
+    pub aspect_ratio: Option<String>,
+    /// Gemini image size.
+    pub image_size: Option<String>,
+    /// Effective safety threshold name.
+    pub safety_threshold: Option<&'static str>,
+    /// Cache participation.
+    pub cache: Option<CacheStatus>,
+    /// Short cache key prefix, for the log.
+    pub cache_key: Option<String>,
+    /// Accounts (email or label) that made upstream calls.
+    pub accounts: Vec<String>,
+    /// Upstream calls made.
+    pub upstream_calls: u32,
+    /// True when this request waited on an identical in-flight one.
+    pub coalesced: bool,
+}
+
+impl Ctx {
+    /// A context for a request that just arrived.
+    pub fn new(request_id: String) -> Ctx {
+        Ctx {
+            request_id,
+            started: Instant::now(),
+            model: None,
+            prompt_hash: None,
+            n: None,
+            aspect_ratio: None,
+            image_size: None,
+            safety_threshold: None,
+            cache: None,
+            cache_key: None,
+            accounts: Vec::new(),
+            upstream_calls: 0,
+            coalesced: false,
+        }
+    }
+
+    /// Note an account that made an upstream call.
+    pub fn used_account(&mut self, who: &str) {
+        if !self.accounts.iter().any(|a| a == who) {
+            self.accounts.push(who.to_string());
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Phase 5, dispatch: `n` parallel upstream calls (Gemini image models reject
+//! `candidateCount` > 1), each on an account from the pool, retried on another
+//! account when the classifier says the failure is retryable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aperture_store::Checkout;
+use tokio::task::JoinSet;
+
+use super::interpret::{self, CallResult};
+use crate::app::{blocking, now_ms, App};
+use crate::errors::GatewayError;
+use crate::generated::Generated;
+use crate::policy::{ImageRequest, SafetySetting};
+
+/// What one image's calls amounted to, with who made them.
+struct ImageAttempts {
+    result: Result<CallResult, GatewayError>,
+    accounts: Vec<String>,
+    calls: u32,
+}
+
+/// Accounting for the log.
+#[derive(Debug, Default)]
+pub struct DispatchReport {
+    /// Accounts (email or label) that made calls.
+    pub accounts: Vec<String>,
+    /// Upstream calls made.
+    pub calls: u32,
+}
+
+/// Generate all `n` images of `request`.
+pub async fn run(
+    app: &Arc<App>,
+    request: &ImageRequest,
+    settings: Vec<SafetySetting>,
+    report: &mut DispatchReport,
+) -> Result<Generated, GatewayError> {
+    let (app2, req) = (app.clone(), request.clone());
+    let body: Arc<str> = blocking(move || app2.policies.build_upstream_body(&req, &settings))
+        .await??
+        .into();
+    let model: Arc<str> = request.upstream_model.clone().into();
+    let mut tasks = JoinSet::new();
+    for index in 0..request.n.max(1) {
+        let (app, body, model) = (app.clone(), body.clone(), model.clone());
+        tasks.spawn(async move { (index, one_image(app, body, model).await) });
+    }
+    let mut slots: Vec<Option<ImageAttempts>> = (0..request.n.max(1)).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, attempts) =
+            joined.map_err(|e| GatewayError::Internal(format!("image task failed: {e}")))?;
+        slots[index as usize] = Some(attempts);
+    }
+    let mut generated = Generated::default();
+    let mut first_error: Option<GatewayError> = None;
+    for attempts in slots.into_iter().flatten() {
+        report.calls += attempts.calls;
+        for a in attempts.accounts {
+            if !report.accounts.contains(&a) {
+                report.accounts.push(a);
+            }
+        }
+        match attempts.result {
+            Ok(call) => {
+                generated.images.extend(call.images);
+                if generated.revised_prompt.is_none() {
+                    generated.revised_prompt = call.revised_prompt;
+                }
+                generated.usage.add(call.usage);
+            }
+            // A safety block explains more than any other failure: it wins.
+            Err(e) => match &first_error {
+                Some(GatewayError::SafetyBlocked { .. }) => {}
+                Some(_) if !matches!(e, GatewayError::SafetyBlocked { .. }) => {}
+                _ => first_error = Some(e),
+            },
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(generated),
+    }
+}
+
+/// Calls for one image. An account whose failure was its own (quota, bad key) is
+/// not tried again for this image; an upstream hiccup (5xx, network) may be retried
+/// on any account, the pool's rotation permitting.
+async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttempts {
+    let mut excluded: Vec<u64> = Vec::new();
+    let mut accounts = Vec::new();
+    let mut last: Option<GatewayError> = None;
+    let max_attempts = app.config.upstream.max_attempts;
+    for attempt in 0..max_attempts {
+        let lease = match app.accounts.checkout(now_ms(), &excluded) {
+            Checkout::Lease(lease) => lease,
+            Checkout::Unavailable { retry_after_ms } => {
+                let result = Err(exhausted_or(last, retry_after_ms));
+                return ImageAttempts {
+                    result,
+                    accounts,
+                    calls: attempt,
+                };
+            }
+            Checkout::NoAccounts => {
+                let result = Err(last.unwrap_or(GatewayError::NoAccounts));
+                return ImageAttempts {
+                    result,
+                    accounts,
+                    calls: attempt,
+                };
+            }
+        };
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        }
+        let who = lease.email.clone().unwrap_or_else(|| lease.label.clone());
+        accounts.push(who.clone());
+        let answer = app
+            .gemini
+            .generate_content(&model, &lease.secret, body.to_string())
+            .await;
+        let failure = match &answer {
+            Ok(reply) if reply.status == 200 => {
+                let (app2, bytes) = (app.clone(), reply.body.clone());
+                let result = blocking(move || interpret::success(&app2, &bytes))
+                    .await
+                    .and_then(|r| r);
+                match result {
+                    Ok(call) => {
+                        app.accounts.record_success(lease.id, now_ms());
+                        return ImageAttempts {
+                            result: Ok(call),
+                            accounts,
+                            calls: attempt + 1,
+                        };
+                    }
+                    // The account worked; the content was refused or unusable.
+                    Err(e @ GatewayError::SafetyBlocked { .. })
+                    | Err(e @ GatewayError::Policy(_)) => {
+                        app.accounts.record_success(lease.id, now_ms());
+                        return ImageAttempts {
+                            result: Err(e),
+                            accounts,
+                            calls: attempt + 1,
+                        };
+                    }
+                    Err(e) => {
+                        tracing::warn!(account = %who, code = %e.code(), "upstream answer unusable; retrying");
+                        last = Some(e);
+                        continue;
+                    }
+                }
+            }
+            Ok(reply) => interpret::http_failure(reply),
+            Err(e) => interpret::transport_failure(e),
+        };
+        app.accounts.record_failure(lease.id);
+        let app2 = app.clone();
+        let classified = blocking(move || {
+            let c = app2.policies.classify(&failure)?;
+            let action =
+                interpret::apply_account_action(&app2, lease.id, &c.account_action, now_ms());
+            Ok::<_, GatewayError>((c, action))
+        })
+        .await
+        .and_then(|r| r);
+        let (classification, action) = match classified {
+            Ok(pair) => pair,
+            Err(e) => {
+                return ImageAttempts {
+                    result: Err(e),
+                    accounts,
+                    calls: attempt + 1,
+                }
+            }
+        };
+        tracing::warn!(
+            account_email = %who,
+            error_type = %crate::errors::error_type_name(classification.error_type),
+            error_code = %classification.code,
+            retryable = classification.retryable,
+            account_action = %action,
+            "upstream call failed: {}",
+            classification.message
+        );
+        if !matches!(
+            classification.account_action,
+            crate::policy::AccountAction::None
+        ) {
+            excluded.push(lease.id);
+        }
+        last = Some(interpret::error_for(&classification));
+        if !classification.retryable {
+            break;
+        }
+    }
+    let calls = accounts.len() as u32;
+    let result = Err(match last {
+        Some(e) if e.code() == "IMG_QUOTA_EXHAUSTED" => exhausted_or(Some(e), retry_after_ms(&app)),
+        Some(e) => e,
+        None => GatewayError::NoAccounts,
+    });
+    ImageAttempts {
+        result,
+        accounts,
+        calls,
+    }
+}
+
+/// When no account is usable: a quota error (or none yet) becomes the 429 with
+/// `Retry-After`; any other last failure is the better explanation.
+fn exhausted_or(last: Option<GatewayError>, retry_after_ms: u64) -> GatewayError {
+    match last {
+        Some(e) if e.code() != "IMG_QUOTA_EXHAUSTED" => e,
+        _ => GatewayError::QuotaExhausted {
+            retry_after: retry_after_ms.div_ceil(1000).max(1),
+        },
+    }
+}
+
+/// Milliseconds until the earliest resting account is usable again (0 if one is usable now).
+fn retry_after_ms(app: &App) -> u64 {
+    let now = now_ms();
+    app.accounts
+        .list(now)
+        .iter()
+        .filter_map(|a| match a.state {
+            aperture_store::AccountState::Active => Some(0),
+            aperture_store::AccountState::CoolingDown { until_ms }
+            | aperture_store::AccountState::Exhausted { until_ms } => {
+                Some(until_ms.saturating_sub(now))
+            }
+            aperture_store::AccountState::Disabled { .. } => None,
+        })
+        .min()
+        .unwrap_or(60_000)
+}

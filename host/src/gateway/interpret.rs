@@ -1,0 +1,184 @@
+//! Phase 6, interpret: what an upstream answer means. A 200 body goes (image data
+//! swapped for blob tokens) to the translator and its verdict to the safety
+//! policy; a failure goes to the error-classifier, and the host carries out the
+//! account action it prescribes.
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::America::Los_Angeles;
+
+use crate::app::App;
+use crate::errors::GatewayError;
+use crate::generated::{GenImage, TokenUsage};
+use crate::policy::{
+    blobs, AccountAction, Classification, ErrorType, Failure, HttpFailure, ReviewOutcome,
+    TransportFailure, TransportKind, UpstreamOutcome,
+};
+use crate::upstream::{Reply, TransportError};
+
+/// The images and text one successful upstream call produced.
+#[derive(Debug, Default)]
+pub struct CallResult {
+    /// Final images (no thought images).
+    pub images: Vec<GenImage>,
+    /// Text returned with them.
+    pub revised_prompt: Option<String>,
+    /// Tokens.
+    pub usage: TokenUsage,
+}
+
+/// What a 200 answer amounts to: images, a safety block, or an unusable answer.
+/// Runs component calls: call it from `blocking`.
+pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
+    let malformed = |detail: String| {
+        GatewayError::Upstream {
+        error_type: ErrorType::ApiError,
+        code: "IMG_UPSTREAM_MALFORMED".into(),
+        status: 502,
+        message: format!("the upstream answered with something that is not a generateContent response ({detail}); try again"),
+        retry_after: None,
+    }
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    let mut data = Vec::new();
+    blobs::extract(&mut value, &mut data);
+    let outcome = app
+        .policies
+        .parse_response(&value.to_string())?
+        .map_err(malformed)?;
+    match outcome {
+        UpstreamOutcome::Images(generation) => {
+            let mut images = Vec::with_capacity(generation.images.len());
+            for image in generation.images {
+                let b64 = data.get(image.blob as usize).cloned().ok_or_else(|| {
+                    GatewayError::Policy(format!("translator referred to blob {} which does not exist", image.blob))
+                })?;
+                images.push(GenImage { mime_type: image.mime_type, b64 });
+            }
+            let u = generation.usage;
+            Ok(CallResult {
+                images,
+                revised_prompt: generation.revised_prompt,
+                usage: TokenUsage {
+                    prompt: u.prompt_tokens,
+                    output: u.output_tokens,
+                    thought: u.thought_tokens,
+                    total: u.total_tokens,
+                },
+            })
+        }
+        UpstreamOutcome::NoImage(verdict) => match app.policies.review(&verdict)? {
+            ReviewOutcome::Blocked(block) => {
+                Err(GatewayError::SafetyBlocked { reason: block.reason, categories: block.categories, local: false })
+            }
+            ReviewOutcome::Pass => Err(GatewayError::Upstream {
+                error_type: ErrorType::ApiError,
+                code: "IMG_NO_IMAGE".into(),
+                status: 502,
+                message: format!(
+                    "the model returned no image (finish reason {}); try again or rephrase the prompt",
+                    verdict.finish_reason.as_deref().unwrap_or("none")
+                ),
+                retry_after: None,
+            }),
+        },
+    }
+}
+
+/// The classifier's input for a non-2xx answer.
+pub fn http_failure(reply: &Reply) -> Failure {
+    Failure::Http(HttpFailure {
+        status: reply.status,
+        headers: reply.headers.clone(),
+        body: String::from_utf8_lossy(&reply.body[..reply.body.len().min(64 << 10)]).into_owned(),
+    })
+}
+
+/// The classifier's input for a call without an answer.
+pub fn transport_failure(e: &TransportError) -> Failure {
+    let kind = match e {
+        TransportError::Connect(_) => TransportKind::Connect,
+        TransportError::Timeout(_) => TransportKind::Timeout,
+        TransportError::Tls(_) => TransportKind::Tls,
+        TransportError::Protocol(_) => TransportKind::Protocol,
+    };
+    Failure::Transport(TransportFailure {
+        kind,
+        message: e.to_string(),
+    })
+}
+
+/// The client-facing error for a classification.
+pub fn error_for(c: &Classification) -> GatewayError {
+    GatewayError::Upstream {
+        error_type: c.error_type,
+        code: c.code.clone(),
+        status: c.client_status,
+        message: c.message.clone(),
+        retry_after: None,
+    }
+}
+
+/// Carry out the classifier's account action; returns a log label for it.
+/// Writes to the store: call it from `blocking`.
+pub fn apply_account_action(
+    app: &App,
+    account_id: u64,
+    action: &AccountAction,
+    now_ms: u64,
+) -> String {
+    let result = match action {
+        AccountAction::None => return "none".into(),
+        AccountAction::CoolDown(ms) => app
+            .accounts
+            .cool_down(account_id, now_ms.saturating_add(*ms))
+            .map(|_| format!("cool_down_ms={ms}")),
+        AccountAction::ExhaustedUntilReset => {
+            let until = next_quota_reset_ms(now_ms);
+            app.accounts
+                .exhaust(account_id, until)
+                .map(|_| format!("exhausted_until_ms={until}"))
+        }
+        AccountAction::Disable(reason) => app
+            .accounts
+            .disable(account_id, reason)
+            .map(|_| "disabled".to_string()),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(account_id, error = %e, "could not record the account's new state");
+        "failed".into()
+    })
+}
+
+/// The next midnight in America/Los_Angeles (when Gemini daily quotas reset), in unix ms.
+pub fn next_quota_reset_ms(now_ms: u64) -> u64 {
+    let now: DateTime<Utc> = Utc
+        .timestamp_millis_opt(now_ms as i64)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let local = now.with_timezone(&Los_Angeles);
+    let tomorrow = local.date_naive().succ_opt().unwrap_or(local.date_naive());
+    let midnight = tomorrow
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| Los_Angeles.from_local_datetime(&t).earliest());
+    match midnight {
+        Some(m) => m.with_timezone(&Utc).timestamp_millis().max(0) as u64,
+        // Midnight skipped by a DST change (never in LA, but be total): a day from now.
+        None => now_ms.saturating_add(86_400_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_quota_reset_ms;
+
+    #[test]
+    fn daily_quota_resets_at_the_next_pacific_midnight() {
+        // 2026-11-26T10:00:00Z is 02:00 PST (UTC-8): the reset is 2026-11-27T08:00:00Z.
+        let now = 1_795_687_200_000;
+        assert_eq!(next_quota_reset_ms(now), 1_795_766_400_000);
+        // 2026-07-01T06:30:00Z is 23:30 PDT (UTC-7) on June 30: reset at 2026-07-01T07:00:00Z.
+        assert_eq!(next_quota_reset_ms(1_782_887_400_000), 1_782_889_200_000);
+    }
+}

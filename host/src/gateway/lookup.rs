@@ -1,0 +1,87 @@
+//! Phase 4, lookup: the cache key (sha256 over the translator's namespace and the
+//! canonical request) and the cache read. A broken cache degrades to a miss.
+
+use std::sync::Arc;
+
+use aperture_store::CacheKey;
+use sha2::{Digest, Sha256};
+
+use super::ctx::{CacheStatus, Ctx};
+use crate::app::{blocking, now_ms, App};
+use crate::config::threshold_name;
+use crate::generated::Generated;
+use crate::policy::{hex, ImageRequest, SafetyThreshold};
+
+/// sha256 over every field that changes the images (not `response_format`),
+/// each length-prefixed so no two requests can collide by concatenation.
+pub fn cache_key(namespace: &str, req: &ImageRequest, threshold: SafetyThreshold) -> CacheKey {
+    let mut h = Sha256::new();
+    let n = [req.n];
+    let fields: [&[u8]; 9] = [
+        namespace.as_bytes(),
+        req.model.as_bytes(),
+        req.upstream_model.as_bytes(),
+        req.prompt.as_bytes(),
+        &n,
+        req.aspect_ratio.as_bytes(),
+        req.image_size.as_bytes(),
+        req.style.as_deref().unwrap_or("").as_bytes(),
+        threshold_name(threshold).as_bytes(),
+    ];
+    for f in fields {
+        h.update((f.len() as u64).to_le_bytes());
+        h.update(f);
+    }
+    h.finalize().into()
+}
+
+/// The short form of a key used in logs.
+pub fn key_prefix(key: &CacheKey) -> String {
+    hex(&key[..8])
+}
+
+/// Read the cache unless bypassed; records HIT / MISS / BYPASS in `ctx`.
+pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> Option<Generated> {
+    ctx.cache_key = Some(key_prefix(&key));
+    let Some(cache) = app.cache.clone() else {
+        ctx.cache = Some(CacheStatus::Bypass);
+        return None;
+    };
+    if bypass {
+        ctx.cache = Some(CacheStatus::Bypass);
+        tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache bypass");
+        return None;
+    }
+    let read = blocking(move || cache.get(&key, now_ms())).await;
+    let found = match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::error!(request_id = %ctx.request_id, key = %key_prefix(&key), error = %e, "Cache read failed; treating as a miss");
+            None
+        }
+        Err(e) => {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "Cache read failed; treating as a miss");
+            None
+        }
+    };
+    match found.map(|bytes| Generated::decode(&bytes)) {
+        Some(Ok(generated)) => {
+            ctx.cache = Some(CacheStatus::Hit);
+            tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache hit");
+            Some(generated)
+        }
+        Some(Err(e)) => {
+            tracing::error!(request_id = %ctx.request_id, key = %key_prefix(&key), error = %e, "Cache entry corrupt; removing it");
+            if let Some(cache) = app.cache.clone() {
+                let _ = blocking(move || cache.remove(&key)).await;
+            }
+            ctx.cache = Some(CacheStatus::Miss);
+            None
+        }
+        None => {
+            ctx.cache = Some(CacheStatus::Miss);
+            tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache miss");
+            None
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The image-generation request as named phases with one driver (like Pingora's
+//! `ProxyHttp`): authenticate -> parse -> screen -> lookup -> dispatch ->
+//! interpret -> store -> respond -> log. One module per phase; [`Ctx`] carries
+//! state between them.
+
+pub mod authenticate;
+pub mod ctx;
+pub mod dispatch;
+pub mod interpret;
+pub mod log;
+pub mod lookup;
+pub mod parse;
+pub mod respond;
+pub mod screen;
+pub mod store;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use http_body_util::Full;
+
+pub use ctx::{CacheStatus, Ctx};
+
+use crate::app::{blocking, App};
+use crate::errors::GatewayError;
+
+/// Whether the client asked not to be served from the cache.
+fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| {
+            matches!(
+                d.trim().to_ascii_lowercase().as_str(),
+                "no-cache" | "no-store" | "max-age=0"
+            )
+        })
+}
+
+/// Drive one `POST /v1/images/generations` through the phases after
+/// authentication and body reading (done by the server).
+pub async fn generate(
+    app: &Arc<App>,
+    ctx: &mut Ctx,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, GatewayError> {
+    let request = parse::run(app, ctx, body).await?;
+    let settings = screen::run(app, ctx, &request).await?;
+
+    let app2 = app.clone();
+    let namespace = blocking(move || app2.policies.cache_namespace()).await??;
+    let key = lookup::cache_key(
+        &namespace,
+        &request,
+        screen::effective_threshold(app, &request),
+    );
+    if let Some(hit) = lookup::run(app, ctx, key, wants_fresh(headers)).await {
+        return respond::run(app, ctx, Arc::new(hit), request.response_format).await;
+    }
+
+    // Identical requests in flight share one dispatch; the first one does the work.
+    let cell = app.inflight.cell(key);
+    let mut report = dispatch::DispatchReport::default();
+    let mut led = false;
+    let outcome = cell
+        .get_or_init(|| async {
+            led = true;
+            let result = dispatch::run(app, &request, settings, &mut report).await;
+            if let Ok(generated) = &result {
+                store::run(app, &ctx.request_id, key, generated).await;
+            }
+            result.map(Arc::new)
+        })
+        .await
+        .clone();
+    app.inflight.release(&key, &cell);
+    ctx.coalesced = !led;
+    ctx.upstream_calls = report.calls;
+    for a in &report.accounts {
+        ctx.used_account(a);
+    }
+    respond::run(app, ctx, outcome?, request.response_format).await
+}

@@ -1,0 +1,65 @@
+//! Phase 8, respond: the translator renders the OpenAI response with blob
+//! tokens, the host splices the image data in. (Errors are rendered in
+//! `errors.rs`, the one place for them.)
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response};
+use http_body_util::Full;
+
+use super::ctx::{CacheStatus, Ctx};
+use crate::app::{blocking, App};
+use crate::errors::GatewayError;
+use crate::generated::Generated;
+use crate::policy::{blobs, Generation, Image, ResponseFormat, Usage};
+
+/// The OpenAI response for `generated`.
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    generated: Arc<Generated>,
+    format: ResponseFormat,
+) -> Result<Response<Full<Bytes>>, GatewayError> {
+    let created = crate::app::now_ms() / 1000;
+    let app2 = app.clone();
+    let body = blocking(move || {
+        let generation = Generation {
+            images: generated
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, img)| Image {
+                    blob: i as u32,
+                    mime_type: img.mime_type.clone(),
+                })
+                .collect(),
+            revised_prompt: generated.revised_prompt.clone(),
+            usage: Usage {
+                prompt_tokens: generated.usage.prompt,
+                output_tokens: generated.usage.output,
+                thought_tokens: generated.usage.thought,
+                total_tokens: generated.usage.total,
+            },
+        };
+        let json = app2.policies.build_response(&generation, format, created)?;
+        let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
+        blobs::splice(&json, &data)
+            .map_err(|e| GatewayError::Policy(format!("translator output: {e}")))
+    })
+    .await??;
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "x-aperture-cache",
+        HeaderValue::from_static(ctx.cache.unwrap_or(CacheStatus::Bypass).as_str()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert("x-request-id", v);
+    }
+    Ok(response)
+}

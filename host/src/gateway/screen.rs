@@ -1,0 +1,38 @@
+//! Phase 3, screen: the safety-policy component allows the request (with the
+//! upstream safety settings for the effective threshold) or denies it locally.
+
+use std::sync::Arc;
+
+use super::ctx::Ctx;
+use crate::app::{blocking, App};
+use crate::config::threshold_name;
+use crate::errors::GatewayError;
+use crate::policy::{ImageRequest, SafetySetting, SafetyThreshold, Screening};
+
+/// The effective threshold: the request's own, else the operator's global one.
+pub fn effective_threshold(app: &App, request: &ImageRequest) -> SafetyThreshold {
+    request
+        .safety_threshold
+        .unwrap_or(app.config.safety.threshold)
+}
+
+/// Screen `request`; on allow, the settings to send upstream.
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &mut Ctx,
+    request: &ImageRequest,
+) -> Result<Vec<SafetySetting>, GatewayError> {
+    let threshold = effective_threshold(app, request);
+    ctx.safety_threshold = Some(threshold_name(threshold));
+    let (app2, req) = (app.clone(), request.clone());
+    let screening =
+        blocking(move || app2.policies.screen(&req, threshold, &app2.policy_config)).await??;
+    match screening {
+        Screening::Allow(settings) => Ok(settings),
+        Screening::Deny(denial) => Err(GatewayError::SafetyBlocked {
+            reason: denial.reason,
+            categories: Vec::new(),
+            local: true,
+        }),
+    }
+}

@@ -1,0 +1,36 @@
+//! Phase 7, store: put a fresh result in the cache (TTL, byte cap, LRU eviction),
+//! logging every eviction. A failed write is logged, never fatal to the request.
+
+use std::sync::Arc;
+
+use aperture_store::{CacheKey, EvictReason, PutOutcome};
+
+use super::lookup::key_prefix;
+use crate::app::{blocking, now_ms, App};
+use crate::generated::Generated;
+
+/// Store `generated` under `key`.
+pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Generated) {
+    let Some(cache) = app.cache.clone() else {
+        return;
+    };
+    let payload = generated.encode();
+    let size = payload.len();
+    match blocking(move || cache.put(&key, &payload, now_ms())).await {
+        Ok(Ok(PutOutcome::Stored { evicted })) => {
+            tracing::info!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache store");
+            for e in evicted {
+                let reason = match e.reason {
+                    EvictReason::Lru => "lru",
+                    EvictReason::Expired => "expired",
+                };
+                tracing::info!(key = %key_prefix(&e.key), bytes = e.size, reason, "Cache eviction");
+            }
+        }
+        Ok(Ok(PutOutcome::TooLarge)) => {
+            tracing::warn!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache skip: entry larger than CACHE_MAX_SIZE_MB");
+        }
+        Ok(Err(e)) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
+        Err(e) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
+    }
+}

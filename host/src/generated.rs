@@ -1,0 +1,154 @@
+//! What one generation produced (images as base64 text, revised prompt, usage),
+//! and its compact byte format in the cache: a small JSON header, then the image
+//! data back to back, so a hit costs one read and no base64 work.
+
+use serde::{Deserialize, Serialize};
+
+/// One final image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenImage {
+    /// MIME type, e.g. `image/png`.
+    pub mime_type: String,
+    /// Base64 data, exactly as the upstream sent it.
+    pub b64: String,
+}
+
+/// Token usage summed over the upstream calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub prompt: u32,
+    /// Output (image + text) tokens.
+    pub output: u32,
+    /// Thinking tokens.
+    pub thought: u32,
+    /// Total tokens.
+    pub total: u32,
+}
+
+impl TokenUsage {
+    /// Add another call's usage.
+    pub fn add(&mut self, other: TokenUsage) {
+        self.prompt = self.prompt.saturating_add(other.prompt);
+        self.output = self.output.saturating_add(other.output);
+        self.thought = self.thought.saturating_add(other.thought);
+        self.total = self.total.saturating_add(other.total);
+    }
+}
+
+/// Everything a request produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generated {
+    /// The images, in request order.
+    pub images: Vec<GenImage>,
+    /// Text the model returned, if any.
+    pub revised_prompt: Option<String>,
+    /// Token usage.
+    pub usage: TokenUsage,
+}
+
+const MAGIC: &[u8; 4] = b"APC1";
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    revised_prompt: Option<String>,
+    usage: TokenUsage,
+    images: Vec<(String, usize)>,
+}
+
+/// A cache payload that cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt cache entry: {0}")]
+pub struct CorruptEntry(&'static str);
+
+impl Generated {
+    /// Encode for the cache.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = Header {
+            revised_prompt: self.revised_prompt.clone(),
+            usage: self.usage,
+            images: self
+                .images
+                .iter()
+                .map(|i| (i.mime_type.clone(), i.b64.len()))
+                .collect(),
+        };
+        let header = serde_json::to_vec(&header).unwrap_or_default();
+        let data: usize = self.images.iter().map(|i| i.b64.len()).sum();
+        let mut out = Vec::with_capacity(8 + header.len() + data);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for image in &self.images {
+            out.extend_from_slice(image.b64.as_bytes());
+        }
+        out
+    }
+
+    /// Decode a cache payload.
+    pub fn decode(bytes: &[u8]) -> Result<Generated, CorruptEntry> {
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(CorruptEntry("bad magic"))?;
+        let (len, rest) = rest
+            .split_at_checked(4)
+            .ok_or(CorruptEntry("truncated header length"))?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (header, mut data) = rest
+            .split_at_checked(len)
+            .ok_or(CorruptEntry("truncated header"))?;
+        let header: Header =
+            serde_json::from_slice(header).map_err(|_| CorruptEntry("bad header"))?;
+        let mut images = Vec::with_capacity(header.images.len());
+        for (mime_type, len) in header.images {
+            let (b64, rest) = data
+                .split_at_checked(len)
+                .ok_or(CorruptEntry("truncated image"))?;
+            let b64 = std::str::from_utf8(b64)
+                .map_err(|_| CorruptEntry("image data is not text"))?
+                .to_string();
+            images.push(GenImage { mime_type, b64 });
+            data = rest;
+        }
+        if !data.is_empty() {
+            return Err(CorruptEntry("trailing bytes"));
+        }
+        Ok(Generated {
+            images,
+            revised_prompt: header.revised_prompt,
+            usage: header.usage,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_damage_is_detected() {
+        let g = Generated {
+            images: vec![
+                GenImage {
+                    mime_type: "image/png".into(),
+                    b64: "iVBORw0KGgo=".into(),
+                },
+                GenImage {
+                    mime_type: "image/jpeg".into(),
+                    b64: "/9j/4AAQ".into(),
+                },
+            ],
+            revised_prompt: Some("a lake".into()),
+            usage: TokenUsage {
+                prompt: 3,
+                output: 1120,
+                thought: 10,
+                total: 1133,
+            },
+        };
+        let bytes = g.encode();
+        assert_eq!(Generated::decode(&bytes).unwrap(), g);
+        assert!(Generated::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Generated::decode(b"junk").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Logs in logfmt (`ts=… level=info msg="Cache hit" key=…`), to stderr and to
+//! `<data dir>/logs/aperture.log`, so the runbook's grep/awk queries work as
+//! written. Prompts and secrets are never logged (only `prompt_hash`).
+
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Where the request log goes, relative to the data dir.
+pub const LOG_FILE: &str = "logs/aperture.log";
+
+/// Install the global subscriber: stderr, plus the log file when `data_dir` is given.
+/// `APERTURE_LOG` (an `EnvFilter`) sets the level; `info` by default.
+pub fn init(data_dir: Option<&Path>) -> std::io::Result<()> {
+    let filter =
+        || EnvFilter::try_from_env("APERTURE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .event_format(Logfmt)
+        .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let file = match data_dir {
+        Some(dir) => {
+            let path = dir.join(LOG_FILE);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .event_format(Logfmt)
+                    .with_writer(Mutex::new(file))
+                    .with_filter(filter()),
+            )
+        }
+        None => None,
+    };
+    // A second init (tests, embedded use) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .try_init();
+    Ok(())
+}
+
+/// The logfmt event formatter.
+struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        write!(
+            writer,
+            "ts={ts} level={} target={}",
+            meta.level().as_str().to_ascii_lowercase(),
+            meta.target()
+        )?;
+        let mut visitor = Fields { out: String::new() };
+        event.record(&mut visitor);
+        writeln!(writer, "{}", visitor.out)
+    }
+}
+
+struct Fields {
+    out: String,
+}
+
+impl Fields {
+    fn push(&mut self, name: &str, value: &str) {
+        let name = if name == "message" { "msg" } else { name };
+        let _ = write!(self.out, " {name}=");
+        push_value(&mut self.out, value);
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.push(field.name(), &format!("{value:?}"));
+    }
+}
+
+/// Append `value`, quoted only when it must be (spaces, quotes, `=`, empty).
+fn push_value(out: &mut String, value: &str) {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control());
+    if plain {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_value;
+
+    #[test]
+    fn values_are_quoted_only_when_needed() {
+        let mut s = String::new();
+        push_value(&mut s, "IMG_SAFETY_BLOCKED");
+        s.push(' ');
+        push_value(&mut s, "all accounts \"out\" of quota");
+        assert_eq!(s, r#"IMG_SAFETY_BLOCKED "all accounts \"out\" of quota""#);
+    }
+}

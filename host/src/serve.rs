@@ -1,0 +1,211 @@
+//! `aperture serve`: assemble the configuration (file, environment, flags), set
+//! up demo mode, build the gateway, announce it, and run until a stop signal.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::net::TcpListener;
+
+use crate::app::{now_ms, App};
+use crate::cli::ServeArgs;
+use crate::config::{default_data_dir, Config, RawConfig};
+
+/// Demo accounts: (label, email, emulator key).
+const DEMO_ACCOUNTS: [(&str, &str, &str); 3] = [
+    ("demo-1", "demo-1@aperture.local", "demo-gemini-key-1"),
+    ("demo-2", "demo-2@aperture.local", "demo-gemini-key-2"),
+    ("demo-3", "demo-3@aperture.local", "demo-gemini-key-3"),
+];
+
+fn generated_key(prefix: &str) -> String {
+    format!(
+        "{prefix}{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Run the gateway.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let mut raw = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            RawConfig::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+        }
+        None => RawConfig::default(),
+    };
+    let mut errors = Vec::new();
+    raw.apply_env(|k| std::env::var(k).ok(), &mut errors);
+    if let Some(listen) = &args.listen {
+        raw.listen = Some(listen.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        raw.data_dir = Some(dir.clone());
+    }
+
+    let mut announcements = Vec::new();
+    let emulator = if args.demo {
+        let keys = DEMO_ACCOUNTS
+            .iter()
+            .map(|(_, _, k)| k.to_string())
+            .collect();
+        let emulator = aperture_emulator::Emulator::bind(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            aperture_emulator::EmulatorConfig::demo(keys),
+        )
+        .await
+        .context("starting the embedded Gemini emulator")?;
+        raw.upstream.base_url = Some(emulator.base_url());
+        if raw.data_dir.is_none() {
+            raw.data_dir = Some(default_data_dir().join("demo"));
+        }
+        if raw.auth.api_keys.as_ref().is_none_or(|k| k.is_empty()) {
+            let key = generated_key("ap-demo-");
+            announcements.push(format!("Demo client key (APERTURE_API_KEY): {key}"));
+            raw.auth.api_keys = Some(vec![key]);
+        }
+        if raw.auth.admin_key.is_none() {
+            let key = generated_key("ap-admin-");
+            announcements.push(format!("Demo admin key (APERTURE_ADMIN_KEY): {key}"));
+            raw.auth.admin_key = Some(key);
+        }
+        Some(emulator)
+    } else {
+        None
+    };
+
+    let config = match Config::validate(raw, errors) {
+        Ok(c) => c,
+        Err(problems) => {
+            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            bail!(
+                "the configuration has {} problem(s):\n{}",
+                problems.len(),
+                list.join("\n")
+            );
+        }
+    };
+    crate::logging::init(Some(&config.data_dir)).context("opening the log file")?;
+
+    let app = tokio::task::spawn_blocking(move || App::build(config))
+        .await
+        .context("start-up task")??;
+    let app = Arc::new(app);
+
+    if let Some(emulator) = &emulator {
+        tracing::info!(upstream = %emulator.base_url(), "Demo mode: Gemini emulator started");
+        let existing: Vec<String> = app
+            .accounts
+            .list(now_ms())
+            .into_iter()
+            .map(|a| a.label)
+            .collect();
+        for (label, email, key) in DEMO_ACCOUNTS {
+            if !existing.iter().any(|l| l == label) {
+                app.accounts
+                    .add(label, Some(email), key, now_ms())
+                    .context("adding demo accounts")?;
+            }
+        }
+    }
+    if !app.keys.any() {
+        bail!("no client API key is configured: set APERTURE_API_KEY (comma-separated for several), or run with --demo");
+    }
+    let usable = app.accounts.usable_count(now_ms());
+    if usable == 0 {
+        tracing::warn!("no usable upstream account: add one with `aperture accounts add --label NAME` (needs APERTURE_ADMIN_KEY)");
+    }
+    if app.admin_key.is_none() {
+        tracing::info!("Admin API off (set APERTURE_ADMIN_KEY to manage accounts while running)");
+    }
+
+    let cache_desc = match (&app.cache, app.config.cache.backend) {
+        (None, _) => "none".to_string(),
+        (Some(_), backend) => format!(
+            "{} max_size_mb={:.2} ttl_seconds={}",
+            backend.name(),
+            app.config.cache.max_bytes as f64 / (1024.0 * 1024.0),
+            app.config.cache.ttl.as_secs()
+        ),
+    };
+    tracing::info!("Cache backend: {cache_desc}");
+    if let Some(cache) = app.cache.clone() {
+        let evicted = tokio::task::spawn_blocking(move || cache.enforce(now_ms())).await?;
+        match evicted {
+            Ok(evicted) => {
+                for e in evicted {
+                    tracing::info!(key = %crate::policy::hex(&e.key[..8]), bytes = e.size, "Cache eviction");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "Cache check at start-up failed"),
+        }
+    }
+    for c in app.policies.active() {
+        tracing::info!(slot = c.slot, source = %c.source, sha256 = %c.sha256, "Component loaded");
+    }
+
+    let listener = TcpListener::bind(app.config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (in use? try --listen 127.0.0.1:0)",
+                app.config.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        for line in &announcements {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out, "Proxy server started on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(
+        listen = %addr,
+        upstream = %app.gemini.base_url(),
+        data_dir = %app.config.data_dir.display(),
+        "Proxy server started on http://{addr}"
+    );
+
+    crate::server::serve(app.clone(), listener, stop_signal()).await;
+
+    let (cache, accounts) = (app.cache.clone(), app.accounts.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(c) = cache {
+            let _ = c.flush();
+        }
+        let _ = accounts.flush();
+    })
+    .await;
+    if let Some(emulator) = emulator {
+        emulator.shutdown();
+    }
+    tracing::info!("Proxy server stopped");
+    Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

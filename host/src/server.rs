@@ -1,0 +1,211 @@
+//! The HTTP front: accept connections (hyper, HTTP/1.1), give every request an
+//! id, route it, read bodies under the size limit, and make sure every outcome —
+//! success or error — is rendered and logged exactly once.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::errors::GatewayError;
+use crate::gateway::{self, Ctx};
+
+/// Models this gateway serves, for `GET /v1/models`.
+pub const MODELS: &[&str] = &["gemini-3-pro-image", "gemini-2.5-flash-image"];
+
+/// Serve on `listener` until `shutdown` resolves; then stop accepting and let
+/// in-flight requests finish (up to 30 s).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(app, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("Shutting down: no new connections, waiting for in-flight requests");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
+}
+
+fn request_id(req: &Request<Incoming>) -> String {
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    match given {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            id.to_string()
+        }
+        _ => format!("req_{:016x}", rand::random::<u64>()),
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let id = request_id(&req);
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let not_allowed = |allowed| GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.clone(),
+        allowed,
+    };
+    let result = match path.as_str() {
+        "/v1/images/generations" => {
+            let mut ctx = Ctx::new(id.clone());
+            let result = match method {
+                Method::POST => images_generations(&app, &mut ctx, req).await,
+                _ => Err(not_allowed("POST")),
+            };
+            let (response, error) = match result {
+                Ok(response) => (response, None),
+                Err(e) => (e.render(&id), Some(e)),
+            };
+            gateway::log::run(&ctx, response.status().as_u16(), error.as_ref());
+            return response;
+        }
+        "/v1/models" => match method {
+            Method::GET => gateway::authenticate::run(&app, req.headers()).map(|()| models(&id)),
+            _ => Err(not_allowed("GET")),
+        },
+        "/healthz" => match method {
+            Method::GET => Ok(health(&app, &id)),
+            _ => Err(not_allowed("GET")),
+        },
+        p if p.starts_with("/admin/") => crate::admin::handle(&app, req, &id).await,
+        _ => Err(GatewayError::NotFound(path.clone())),
+    };
+    result.unwrap_or_else(|e| e.render(&id))
+}
+
+/// `GET /healthz`: liveness plus what an operator checks first.
+fn health(app: &App, request_id: &str) -> Response<Full<Bytes>> {
+    let now = crate::app::now_ms();
+    let components: Vec<_> = app
+        .policies
+        .active()
+        .iter()
+        .map(|c| json!({"slot": c.slot, "source": c.source, "sha256": c.sha256}))
+        .collect();
+    let body = json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "cache_backend": app.config.cache.backend.name(),
+        "accounts_usable": app.accounts.usable_count(now),
+        "accounts_total": app.accounts.list(now).len(),
+        "components": components,
+    });
+    json_response(StatusCode::OK, &body, request_id)
+}
+
+async fn images_generations(
+    app: &Arc<App>,
+    ctx: &mut Ctx,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, GatewayError> {
+    gateway::authenticate::run(app, req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
+    gateway::generate(app, ctx, &parts.headers, body).await
+}
+
+/// Read a whole body, refusing more than `limit` bytes (by header or by count).
+pub async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::InvalidRequest {
+            message: format!("the request body could not be read ({e}); send it again"),
+            param: None,
+            code: "IMG_INVALID_REQUEST".into(),
+        }),
+    }
+}
+
+/// A JSON response.
+pub fn json_response(
+    status: StatusCode,
+    value: &serde_json::Value,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(value).unwrap_or_default(),
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// `GET /v1/models`.
+pub fn models(request_id: &str) -> Response<Full<Bytes>> {
+    let data: Vec<_> = MODELS
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "google"}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+        request_id,
+    )
+}
