@@ -1,1 +1,194 @@
-fn main() {}
+//! Benchmarks (not tests): one component call, a cache hit end to end for a ~1 MB
+//! image, and the gateway's overhead on a miss against a zero-latency emulator.
+//!
+//! Run: `cargo bench -p aperture --bench gateway` (prints medians and p95s).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aperture::app::App;
+use aperture::config::{Config, RawConfig};
+use aperture::policy::{CallLimits, Policies, Sources};
+use aperture_emulator::{Emulator, EmulatorConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const CLIENT_KEY: &str = "bench-client-key";
+
+fn summary(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<52} n={:<5} median={:>10.1?} p95={:>10.1?} min={:>10.1?}",
+        samples.len(),
+        pick(0.5),
+        pick(0.95),
+        samples[0]
+    );
+}
+
+fn bench_component_call() {
+    let policies =
+        Policies::load(&Sources::default(), CallLimits::default()).expect("components load");
+    let body = r#"{"model":"gemini-3-pro-image","prompt":"A serene lake at dawn","size":"1792x1024","quality":"hd","n":2}"#;
+    for _ in 0..200 {
+        policies.parse_request(body).expect("call").expect("valid");
+    }
+    let samples = (0..5000)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = policies.parse_request(body).expect("call");
+            t.elapsed()
+        })
+        .collect();
+    summary("component call: translator.parse-request", samples);
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn post(
+    client: &HttpClient,
+    url: &str,
+    key: Option<&str>,
+    body: String,
+) -> (u16, Bytes, Option<String>) {
+    let mut req = http::Request::post(url).header("content-type", "application/json");
+    if let Some(k) = key {
+        req = req
+            .header("authorization", format!("Bearer {k}"))
+            .header("x-goog-api-key", k);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let cache = resp
+        .headers()
+        .get("x-aperture-cache")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (
+        status,
+        resp.into_body().collect().await.expect("body").to_bytes(),
+        cache,
+    )
+}
+
+async fn bench_gateway() {
+    let emulator = Emulator::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        EmulatorConfig::demo(vec!["bench-upstream-key".into()]),
+    )
+    .await
+    .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = RawConfig::default();
+    raw.listen = Some("127.0.0.1:0".into());
+    raw.data_dir = Some(dir.path().to_path_buf());
+    raw.upstream.base_url = Some(emulator.base_url());
+    raw.auth.api_keys = Some(vec![CLIENT_KEY.into()]);
+    raw.cache.max_size_mb = Some(2048.0);
+    let config = Config::validate(raw, vec![]).expect("config");
+    let app = Arc::new(
+        tokio::task::spawn_blocking(move || App::build(config))
+            .await
+            .unwrap()
+            .expect("app"),
+    );
+    app.accounts
+        .add("bench", None, "bench-upstream-key", aperture::app::now_ms())
+        .expect("account");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(aperture::server::serve(
+        app.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let gateway = format!("http://{addr}/v1/images/generations");
+
+    // Cache hit, end to end, for a ~1 MB image (a 4K PNG from the emulator).
+    let hit_body = r#"{"prompt":"A serene lake at dawn, 4K","quality":"hd"}"#.to_string();
+    let (status, bytes, cache) = post(&client, &gateway, Some(CLIENT_KEY), hit_body.clone()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(cache.as_deref(), Some("MISS"));
+    let mut samples = Vec::new();
+    for i in 0..600 {
+        let t = Instant::now();
+        let (status, bytes, cache) =
+            post(&client, &gateway, Some(CLIENT_KEY), hit_body.clone()).await;
+        let elapsed = t.elapsed();
+        assert!(status == 200 && cache.as_deref() == Some("HIT"));
+        if i >= 100 {
+            samples.push(elapsed);
+        }
+        if i == 0 {
+            println!("cache-hit response size: {} bytes", bytes.len());
+        }
+    }
+    summary("cache hit end to end (~1 MB image, HTTP)", samples);
+
+    // Miss overhead: the same fresh request straight to the emulator vs through the gateway.
+    let upstream = format!(
+        "{}/v1beta/models/gemini-3-pro-image-preview:generateContent",
+        emulator.base_url()
+    );
+    let mut direct = Vec::new();
+    let mut through = Vec::new();
+    for i in 0..300 {
+        let prompt = format!("bench miss prompt {i}");
+        let gemini_body = serde_json::json!({
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}
+        })
+        .to_string();
+        let t = Instant::now();
+        let (status, _, _) =
+            post(&client, &upstream, Some("bench-upstream-key"), gemini_body).await;
+        direct.push(t.elapsed());
+        assert_eq!(status, 200);
+        let t = Instant::now();
+        let (status, body, cache) = post(
+            &client,
+            &gateway,
+            Some(CLIENT_KEY),
+            serde_json::json!({"prompt": format!("{prompt} via gateway")}).to_string(),
+        )
+        .await;
+        through.push(t.elapsed());
+        assert!(
+            status == 200 && cache.as_deref() == Some("MISS"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (d, g) = (median(&mut direct.clone()), median(&mut through.clone()));
+    summary("miss: emulator generateContent direct (1K image)", direct);
+    summary("miss: through the gateway (1K image)", through);
+    println!(
+        "{:<52} median overhead={:?}",
+        "gateway overhead on a miss",
+        g.saturating_sub(d)
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test` runs benches with no such flag: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    bench_component_call();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench_gateway());
+}

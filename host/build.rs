@@ -35,6 +35,8 @@ fn main() {
         workspace.join("Cargo.lock").display()
     );
 
+    ensure_wasm_target();
+
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
@@ -73,6 +75,34 @@ fn main() {
     }
     // Integration tests and benches find the hostile guests here.
     println!("cargo:rustc-env=APERTURE_GUEST_DIR={}", out_dir.display());
+}
+
+/// The README promises a fresh machine with only the Rust toolchain: install the
+/// guest target through rustup when it is missing.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let installed = sysroot
+        .map(|o| {
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+                .join("lib/rustlib/wasm32-wasip2")
+                .is_dir()
+        })
+        .unwrap_or(false);
+    if installed {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed to build the policy components)");
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        panic!("the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed; install it and build again");
+    }
 }
 
 fn copy(from: &Path, to: &Path) {
