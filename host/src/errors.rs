@@ -182,15 +182,19 @@ impl GatewayError {
         }
     }
 
-    /// Seconds for `Retry-After`.
+    /// Seconds for `Retry-After` (every 429 and 503 carries one).
     pub fn retry_after(&self) -> Option<u64> {
-        match self {
+        let explicit = match self {
             GatewayError::QuotaExhausted { retry_after } => Some(*retry_after),
-            GatewayError::Upstream { retry_after, .. } => *retry_after,
+            GatewayError::Upstream { retry_after: Some(secs), .. } => Some(*secs),
             GatewayError::NoAccounts => Some(60),
-            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
             _ => None,
-        }
+        };
+        explicit.or(match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            StatusCode::TOO_MANY_REQUESTS => Some(60),
+            _ => None,
+        })
     }
 
     fn openai_type(&self) -> &'static str {

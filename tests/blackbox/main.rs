@@ -1,1 +1,13 @@
+//! Black-box tests: the real `aperture` binary (spawned on `127.0.0.1:0` with its
+//! own data dir) against the in-process Gemini emulator. Each test owns its
+//! emulator, gateway and temporary directory, so they run in parallel.
 
+mod harness;
+
+mod accounts;
+mod cache;
+mod components;
+mod errors;
+mod generation;
+mod logs;
+mod safety;

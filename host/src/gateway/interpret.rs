@@ -51,9 +51,14 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
         UpstreamOutcome::Images(generation) => {
             let mut images = Vec::with_capacity(generation.images.len());
             for image in generation.images {
-                let b64 = data.get(image.blob as usize).cloned().ok_or_else(|| {
+                let slot = data.get_mut(image.blob as usize).ok_or_else(|| {
                     GatewayError::Policy(format!("translator referred to blob {} which does not exist", image.blob))
                 })?;
+                // Move the (megabytes of) base64 out rather than copy it.
+                let b64 = std::mem::take(slot);
+                if b64.is_empty() {
+                    return Err(GatewayError::Policy(format!("translator listed blob {} twice", image.blob)));
+                }
                 images.push(GenImage { mime_type: image.mime_type, b64 });
             }
             let u = generation.usage;

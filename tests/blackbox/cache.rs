@@ -1,0 +1,145 @@
+//! The image cache: MISS then HIT, bypass, what is and is not in the key, the
+//! `none` backend, persistence across restarts, LRU eviction under a byte cap,
+//! and coalescing of identical concurrent requests.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miss_then_hit_and_bypass() {
+    let s = Setup::simple().await;
+    let (gw, emu) = (&s.gw, &s.emu);
+    let req = json!({"prompt": "a cached teapot"});
+
+    let first = gw.generate(req.clone()).await;
+    let first_body = first.ok();
+    assert_eq!(first.cache(), "MISS");
+    assert_eq!(emu.calls(), 1);
+
+    let second = gw.generate(req.clone()).await;
+    let second_body = second.ok();
+    assert_eq!(second.cache(), "HIT");
+    assert_eq!(emu.calls(), 1, "a hit makes no upstream call");
+    assert_eq!(
+        first_body["data"][0]["b64_json"], second_body["data"][0]["b64_json"],
+        "a hit serves the same image"
+    );
+
+    // Cache-Control: no-cache skips the read and goes upstream.
+    let fresh = gw
+        .generate_with(req.clone(), &[("cache-control", "no-cache")])
+        .await;
+    fresh.ok();
+    assert_eq!(fresh.cache(), "BYPASS");
+    assert_eq!(emu.calls(), 2, "a bypass goes upstream");
+
+    // Another size is another image.
+    let wide = gw
+        .generate(json!({"prompt": "a cached teapot", "size": "1792x1024"}))
+        .await;
+    assert_eq!(image_sizes(&wide.ok()), vec![(1376, 768)]);
+    assert_eq!(wide.cache(), "MISS");
+    assert_eq!(emu.calls(), 3);
+
+    // The response format is not part of the key.
+    let as_url = gw
+        .generate(json!({"prompt": "a cached teapot", "response_format": "url"}))
+        .await;
+    let body = as_url.ok();
+    assert_eq!(as_url.cache(), "HIT");
+    assert!(body["data"][0]["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("data:image/png;base64,")));
+    assert_eq!(emu.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_none_bypasses_every_time() {
+    let s = Setup::new(&["bb-gemini-key-1"], |l| l.env("CACHE_BACKEND", "none")).await;
+    for i in 1..=2 {
+        let r = s.gw.generate(json!({"prompt": "an uncached kettle"})).await;
+        r.ok();
+        assert_eq!(r.cache(), "BYPASS");
+        assert_eq!(s.emu.calls(), i);
+    }
+    assert!(s.gw.log().contains("Cache backend: none"), "{}", s.gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_survives_a_restart() {
+    let s = Setup::simple().await;
+    let req = json!({"prompt": "a persistent lantern"});
+    let r = s.gw.generate(req.clone()).await;
+    let before = r.ok();
+    assert_eq!(r.cache(), "MISS");
+    assert_eq!(s.emu.calls(), 1);
+
+    let Setup { emu, gw, dir } = s;
+    gw.stop().await;
+    let gw = Gateway::start(dir.path(), Launch::to(&emu)).await;
+    let r = gw.generate(req).await;
+    let after = r.ok();
+    assert_eq!(r.cache(), "HIT", "the cache is on disk");
+    assert_eq!(emu.calls(), 1, "no upstream call after the restart");
+    assert_eq!(before["data"][0]["b64_json"], after["data"][0]["b64_json"]);
+    drop(gw);
+    emu.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_eviction_under_a_small_byte_cap() {
+    // 1K images are ~90-130 KB: 0.3 MB holds two or three, never four.
+    let s = Setup::new(&["bb-gemini-key-1"], |l| l.env("CACHE_MAX_SIZE_MB", "0.3")).await;
+    let gw = &s.gw;
+    let prompts = ["evict one", "evict two", "evict three", "evict four"];
+    for p in prompts {
+        let r = gw.generate(json!({ "prompt": p })).await;
+        r.ok();
+        assert_eq!(r.cache(), "MISS", "{p}");
+    }
+    assert!(gw.log().contains("Cache eviction"), "{}", gw.log());
+    let calls = s.emu.calls();
+
+    // The most recent entry is still there...
+    let r = gw.generate(json!({"prompt": "evict four"})).await;
+    r.ok();
+    assert_eq!(r.cache(), "HIT");
+    assert_eq!(s.emu.calls(), calls);
+    // ...the oldest was evicted.
+    let r = gw.generate(json!({"prompt": "evict one"})).await;
+    r.ok();
+    assert_eq!(r.cache(), "MISS");
+    assert_eq!(s.emu.calls(), calls + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_concurrent_requests_share_one_upstream_call() {
+    let s = Setup::simple().await;
+    s.emu.set_latency(Duration::from_millis(300));
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let url = s.gw.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {API_KEY}");
+            request(
+                "POST",
+                &format!("{url}/v1/images/generations"),
+                &[("authorization", &auth)],
+                json!({"prompt": "a crowd asks for one owl"})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await
+        }));
+    }
+    let mut images = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        images.push(r.ok()["data"][0]["b64_json"].clone());
+    }
+    assert_eq!(s.emu.calls(), 1, "five identical requests, one upstream call");
+    assert!(images.windows(2).all(|w| w[0] == w[1]));
+}
