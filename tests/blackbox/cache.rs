@@ -140,6 +140,10 @@ async fn identical_concurrent_requests_share_one_upstream_call() {
         let r = t.await.unwrap();
         images.push(r.ok()["data"][0]["b64_json"].clone());
     }
-    assert_eq!(s.emu.calls(), 1, "five identical requests, one upstream call");
+    assert_eq!(
+        s.emu.calls(),
+        1,
+        "five identical requests, one upstream call"
+    );
     assert!(images.windows(2).all(|w| w[0] == w[1]));
 }

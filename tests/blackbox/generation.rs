@@ -11,14 +11,21 @@ async fn success_has_openai_shape_and_right_pixel_sizes() {
     let gw = &s.gw;
 
     // Default: 1:1 at 1K.
-    let r = gw.generate(json!({"prompt": "a red fox in the snow"})).await;
+    let r = gw
+        .generate(json!({"prompt": "a red fox in the snow"}))
+        .await;
     let body = r.ok();
-    assert!(body["created"].as_u64().is_some_and(|c| c > 1_600_000_000), "created: {body:#}");
+    assert!(
+        body["created"].as_u64().is_some_and(|c| c > 1_600_000_000),
+        "created: {body:#}"
+    );
     let data = body["data"].as_array().expect("data[]");
     assert_eq!(data.len(), 1);
     assert!(data[0]["b64_json"].is_string());
     assert!(
-        data[0]["revised_prompt"].as_str().is_some_and(|p| !p.is_empty()),
+        data[0]["revised_prompt"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
         "revised_prompt: {:#}",
         data[0]["revised_prompt"]
     );
@@ -26,11 +33,26 @@ async fn success_has_openai_shape_and_right_pixel_sizes() {
     assert_eq!(image_sizes(&body), vec![(1024, 1024)]);
 
     let cases = [
-        (json!({"prompt": "a lighthouse", "size": "1792x1024"}), (1376, 768)),
-        (json!({"prompt": "a lighthouse", "size": "1024x1792"}), (768, 1376)),
-        (json!({"prompt": "a lighthouse", "quality": "hd"}), (4096, 4096)),
-        (json!({"prompt": "a lighthouse", "quality": "high"}), (4096, 4096)),
-        (json!({"prompt": "a lighthouse", "quality": "medium"}), (2048, 2048)),
+        (
+            json!({"prompt": "a lighthouse", "size": "1792x1024"}),
+            (1376, 768),
+        ),
+        (
+            json!({"prompt": "a lighthouse", "size": "1024x1792"}),
+            (768, 1376),
+        ),
+        (
+            json!({"prompt": "a lighthouse", "quality": "hd"}),
+            (4096, 4096),
+        ),
+        (
+            json!({"prompt": "a lighthouse", "quality": "high"}),
+            (4096, 4096),
+        ),
+        (
+            json!({"prompt": "a lighthouse", "quality": "medium"}),
+            (2048, 2048),
+        ),
         (
             json!({"prompt": "a lighthouse", "quality": "low", "image_size": "2K"}),
             (2048, 2048),
@@ -49,7 +71,11 @@ async fn success_has_openai_shape_and_right_pixel_sizes() {
         .await;
     let body = r.ok();
     let url = body["data"][0]["url"].as_str().expect("data[0].url");
-    assert!(url.starts_with("data:image/png;base64,"), "{}", &url[..40.min(url.len())]);
+    assert!(
+        url.starts_with("data:image/png;base64,"),
+        "{}",
+        &url[..40.min(url.len())]
+    );
     assert!(body["data"][0].get("b64_json").is_none_or(|v| v.is_null()));
     assert_eq!(image_sizes(&body), vec![(1024, 1024)]);
 }
@@ -58,7 +84,9 @@ async fn success_has_openai_shape_and_right_pixel_sizes() {
 async fn n3_returns_three_images_from_three_upstream_calls() {
     let s = Setup::simple().await;
     let before = s.emu.calls();
-    let r = s.gw.generate(json!({"prompt": "three kittens", "n": 3})).await;
+    let r =
+        s.gw.generate(json!({"prompt": "three kittens", "n": 3}))
+            .await;
     let body = r.ok();
     assert_eq!(image_sizes(&body), vec![(1024, 1024); 3]);
     assert_eq!(s.emu.calls() - before, 3);

@@ -311,7 +311,10 @@ impl Gateway {
         assert!(out.ok, "accounts list failed: {out:?}");
         let v: Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("accounts list --json is not JSON ({e}): {}", out.stdout));
-        (v["accounts"].as_array().cloned().unwrap_or_default(), out.stdout)
+        (
+            v["accounts"].as_array().cloned().unwrap_or_default(),
+            out.stdout,
+        )
     }
 
     /// The account with this label from `accounts list --json`.

@@ -21,19 +21,29 @@ async fn deny_list_blocks_locally_without_an_upstream_call() {
         let r = s.gw.generate(json!({ "prompt": prompt })).await;
         assert_blocked(&r);
     }
-    assert_eq!(s.emu.calls(), 0, "the deny-list blocks before any upstream call");
+    assert_eq!(
+        s.emu.calls(),
+        0,
+        "the deny-list blocks before any upstream call"
+    );
     // An innocent prompt still works.
-    s.gw.generate(json!({"prompt": "a widget on a table"})).await.ok();
+    s.gw.generate(json!({"prompt": "a widget on a table"}))
+        .await
+        .ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_blocks_become_safety_blocked() {
     let s = Setup::simple().await;
     // promptFeedback.blockReason
-    let r = s.gw.generate(json!({"prompt": "a prohibited-test scene"})).await;
+    let r =
+        s.gw.generate(json!({"prompt": "a prohibited-test scene"}))
+            .await;
     assert_blocked(&r);
     // finishReason IMAGE_SAFETY
-    let r = s.gw.generate(json!({"prompt": "an unsafe-image-test scene"})).await;
+    let r =
+        s.gw.generate(json!({"prompt": "an unsafe-image-test scene"}))
+            .await;
     assert_blocked(&r);
     assert!(s.emu.calls() >= 2, "these were judged upstream");
 }
@@ -44,21 +54,18 @@ async fn threshold_decides_a_medium_probability_prompt() {
     let s = Setup::simple().await;
     let r = s.gw.generate(json!({"prompt": "a violent storm"})).await;
     assert_blocked(&r);
-    let r = s
-        .gw
-        .generate(json!({"prompt": "a violent storm", "safety_threshold": "HIGH"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "a violent storm", "safety_threshold": "HIGH"}))
+            .await;
     assert_blocked(&r);
-    let r = s
-        .gw
-        .generate(json!({"prompt": "a violent storm", "safety_threshold": "LOW"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "a violent storm", "safety_threshold": "LOW"}))
+            .await;
     assert_eq!(image_sizes(&r.ok()), vec![(1024, 1024)]);
     // A HIGH-probability prompt is blocked even at LOW.
-    let r = s
-        .gw
-        .generate(json!({"prompt": "gore everywhere", "safety_threshold": "LOW"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "gore everywhere", "safety_threshold": "LOW"}))
+            .await;
     assert_blocked(&r);
 }
 
@@ -71,9 +78,8 @@ async fn global_low_threshold_serves_a_medium_probability_prompt() {
     let r = s.gw.generate(json!({"prompt": "a violent storm"})).await;
     r.ok();
     // The per-request threshold still overrides the global one.
-    let r = s
-        .gw
-        .generate(json!({"prompt": "a violent storm", "safety_threshold": "MEDIUM"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "a violent storm", "safety_threshold": "MEDIUM"}))
+            .await;
     assert_blocked(&r);
 }

@@ -178,8 +178,9 @@ async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttem
         };
         tracing::warn!(
             account_email = %who,
-            error_type = %crate::errors::error_type_name(classification.error_type),
-            error_code = %classification.code,
+            // Not `error_type=`: `grep error_type` must find request lines only.
+            failure_type = %crate::errors::error_type_name(classification.error_type),
+            failure_code = %classification.code,
             retryable = classification.retryable,
             account_action = %action,
             "upstream call failed: {}",
