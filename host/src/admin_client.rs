@@ -113,7 +113,7 @@ fn state_text(state: &Value) -> String {
 fn print_account(a: &Value) {
     println!(
         "{:<4} {:<16} {:<28} {:<14} {:>8} {:>8}  {}",
-        a["id"],
+        a["id"].to_string(),
         a["label"].as_str().unwrap_or(""),
         a["email"].as_str().unwrap_or("-"),
         a["secret_masked"].as_str().unwrap_or(""),
@@ -256,7 +256,7 @@ pub async fn cache(remote: &Remote, action: &CacheAction) -> Result<()> {
                 println!(
                     "backend={} entries={} bytes={} max_bytes={} usage_percent={:.1} ttl_seconds={}",
                     v["backend"].as_str().unwrap_or("?"),
-                    v["entries"],
+                    v["entries"].to_string(),
                     bytes,
                     max,
                     pct,

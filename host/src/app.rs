@@ -124,6 +124,8 @@ pub struct App {
     pub inflight: Inflight,
     /// When the gateway started.
     pub started: Instant,
+    /// Work that outlives a response (cache writes); shutdown waits for it.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 impl App {
@@ -177,6 +179,7 @@ impl App {
             policy_config,
             inflight: Inflight::default(),
             started: Instant::now(),
+            background: tokio_util::task::TaskTracker::new(),
         })
     }
 

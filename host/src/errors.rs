@@ -90,8 +90,9 @@ pub enum GatewayError {
     /// No account is configured or enabled.
     #[error("no upstream account is available: the operator must add or enable one (aperture accounts add)")]
     NoAccounts,
-    /// A policy component failed (trap, timeout, bad output).
-    #[error("the gateway's {0}; the request was not completed, try again or contact the operator")]
+    /// A policy component failed (trap, timeout, bad output). The text is a short
+    /// summary; the full trap (with the guest's backtrace) goes to the log only.
+    #[error("a policy component of the gateway failed: {0}; the request was not completed, try again or contact the operator")]
     Policy(String),
     /// The store failed.
     #[error("the gateway's storage failed ({0}); try again or contact the operator")]
@@ -103,7 +104,8 @@ pub enum GatewayError {
 
 impl From<crate::policy::PolicyError> for GatewayError {
     fn from(e: crate::policy::PolicyError) -> Self {
-        GatewayError::Policy(e.to_string())
+        tracing::error!(error = %e, "policy component failure");
+        GatewayError::Policy(e.summary())
     }
 }
 
@@ -186,7 +188,10 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         let explicit = match self {
             GatewayError::QuotaExhausted { retry_after } => Some(*retry_after),
-            GatewayError::Upstream { retry_after: Some(secs), .. } => Some(*secs),
+            GatewayError::Upstream {
+                retry_after: Some(secs),
+                ..
+            } => Some(*secs),
             GatewayError::NoAccounts => Some(60),
             _ => None,
         };

@@ -135,11 +135,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(cache) = app.cache.clone() {
         let evicted = tokio::task::spawn_blocking(move || cache.enforce(now_ms())).await?;
         match evicted {
-            Ok(evicted) => {
-                for e in evicted {
-                    tracing::info!(key = %crate::policy::hex(&e.key[..8]), bytes = e.size, "Cache eviction");
-                }
-            }
+            Ok(evicted) => crate::gateway::store::log_evictions(&evicted),
             Err(e) => tracing::error!(error = %e, "Cache check at start-up failed"),
         }
     }
@@ -172,6 +168,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
 
     crate::server::serve(app.clone(), listener, stop_signal()).await;
+    app.background.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), app.background.wait()).await;
 
     let (cache, accounts) = (app.cache.clone(), app.accounts.clone());
     let _ = tokio::task::spawn_blocking(move || {

@@ -52,12 +52,12 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
             let mut images = Vec::with_capacity(generation.images.len());
             for image in generation.images {
                 let slot = data.get_mut(image.blob as usize).ok_or_else(|| {
-                    GatewayError::Policy(format!("translator referred to blob {} which does not exist", image.blob))
+                    GatewayError::Policy(format!("the translator referred to blob {} which does not exist", image.blob))
                 })?;
                 // Move the (megabytes of) base64 out rather than copy it.
                 let b64 = std::mem::take(slot);
                 if b64.is_empty() {
-                    return Err(GatewayError::Policy(format!("translator listed blob {} twice", image.blob)));
+                    return Err(GatewayError::Policy(format!("the translator listed blob {} twice", image.blob)));
                 }
                 images.push(GenImage { mime_type: image.mime_type, b64 });
             }

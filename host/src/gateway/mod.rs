@@ -69,19 +69,32 @@ pub async fn generate(
     let outcome = cell
         .get_or_init(|| async {
             led = true;
-            let result = dispatch::run(app, &request, settings, &mut report).await;
-            if let Ok(generated) = &result {
-                store::run(app, &ctx.request_id, key, generated).await;
-            }
-            result.map(Arc::new)
+            dispatch::run(app, &request, settings, &mut report)
+                .await
+                .map(Arc::new)
         })
         .await
         .clone();
-    app.inflight.release(&key, &cell);
     ctx.coalesced = !led;
     ctx.upstream_calls = report.calls;
     for a in &report.accounts {
         ctx.used_account(a);
+    }
+    match (&outcome, led) {
+        // Store after answering: the cache write (an fsync) is off the client's path.
+        // The in-flight entry stays until it lands, so a repeat meanwhile is served
+        // the same result rather than generating again. Shutdown waits for these writes.
+        (Ok(generated), true) => {
+            let (app2, generated, request_id) =
+                (app.clone(), generated.clone(), ctx.request_id.clone());
+            app.background.spawn(async move {
+                store::run(&app2, &request_id, key, &generated).await;
+                app2.inflight.release(&key, &cell);
+            });
+        }
+        (Err(_), true) => app.inflight.release(&key, &cell),
+        // A follower leaves the entry to its leader.
+        (_, false) => {}
     }
     respond::run(app, ctx, outcome?, request.response_format).await
 }

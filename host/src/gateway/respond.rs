@@ -45,7 +45,7 @@ pub async fn run(
         let json = app2.policies.build_response(&generation, format, created)?;
         let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
         blobs::splice(&json, &data)
-            .map_err(|e| GatewayError::Policy(format!("translator output: {e}")))
+            .map_err(|e| GatewayError::Policy(format!("the translator's response: {e}")))
     })
     .await??;
     let mut response = Response::new(Full::new(Bytes::from(body)));

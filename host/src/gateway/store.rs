@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aperture_store::{CacheKey, EvictReason, PutOutcome};
+use aperture_store::{CacheKey, EvictReason, Evicted, PutOutcome};
 
 use super::lookup::key_prefix;
 use crate::app::{blocking, now_ms, App};
@@ -19,18 +19,23 @@ pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Ge
     match blocking(move || cache.put(&key, &payload, now_ms())).await {
         Ok(Ok(PutOutcome::Stored { evicted })) => {
             tracing::info!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache store");
-            for e in evicted {
-                let reason = match e.reason {
-                    EvictReason::Lru => "lru",
-                    EvictReason::Expired => "expired",
-                };
-                tracing::info!(key = %key_prefix(&e.key), bytes = e.size, reason, "Cache eviction");
-            }
+            log_evictions(&evicted);
         }
         Ok(Ok(PutOutcome::TooLarge)) => {
             tracing::warn!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache skip: entry larger than CACHE_MAX_SIZE_MB");
         }
         Ok(Err(e)) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
         Err(e) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
+    }
+}
+
+/// One `Cache eviction` line per evicted entry, with its key prefix and why.
+pub fn log_evictions(evicted: &[Evicted]) {
+    for e in evicted {
+        let reason = match e.reason {
+            EvictReason::Lru => "lru",
+            EvictReason::Expired => "expired",
+        };
+        tracing::info!(key = %key_prefix(&e.key), bytes = e.size, reason, "Cache eviction");
     }
 }

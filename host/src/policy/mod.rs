@@ -88,6 +88,27 @@ pub enum PolicyError {
     Runtime(String),
 }
 
+impl PolicyError {
+    /// A one-line description safe to show a client (no guest backtrace).
+    pub fn summary(&self) -> String {
+        match self {
+            PolicyError::Invalid { which, .. } => {
+                format!("the {} component is not usable", which.name())
+            }
+            PolicyError::Timeout { which, function } => {
+                format!(
+                    "the {} component's `{function}` ran past its deadline",
+                    which.name()
+                )
+            }
+            PolicyError::Trap {
+                which, function, ..
+            } => format!("the {} component's `{function}` trapped", which.name()),
+            PolicyError::Runtime(_) => "the component runtime is not available".to_string(),
+        }
+    }
+}
+
 /// Where each component comes from: embedded bytes or a file.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
