@@ -91,6 +91,14 @@ impl Inflight {
         map.entry(key).or_default().clone()
     }
 
+    /// A finished, successful result for `key` whose cache write has not landed yet.
+    pub fn completed(&self, key: &CacheKey) -> Option<Arc<Generated>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .and_then(|cell| cell.get())
+            .and_then(|outcome| outcome.as_ref().ok().cloned())
+    }
+
     /// Forget `key` once its outcome is known (only if it is still `cell`).
     pub fn release(&self, key: &CacheKey, cell: &Arc<OnceCell<SharedOutcome>>) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());

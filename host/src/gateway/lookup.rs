@@ -40,8 +40,14 @@ pub fn key_prefix(key: &CacheKey) -> String {
     hex(&key[..8])
 }
 
-/// Read the cache unless bypassed; records HIT / MISS / BYPASS in `ctx`.
-pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> Option<Generated> {
+/// Read the cache unless bypassed; records HIT / MISS / BYPASS in `ctx`. A result
+/// whose cache write is still in flight counts as a hit: it is in the cache, nearly.
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &mut Ctx,
+    key: CacheKey,
+    bypass: bool,
+) -> Option<Arc<Generated>> {
     ctx.cache_key = Some(key_prefix(&key));
     let Some(cache) = app.cache.clone() else {
         ctx.cache = Some(CacheStatus::Bypass);
@@ -51,6 +57,11 @@ pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> 
         ctx.cache = Some(CacheStatus::Bypass);
         tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache bypass");
         return None;
+    }
+    if let Some(pending) = app.inflight.completed(&key) {
+        ctx.cache = Some(CacheStatus::Hit);
+        tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), pending_write = true, "Cache hit");
+        return Some(pending);
     }
     let read = blocking(move || cache.get(&key, now_ms())).await;
     let found = match read {
@@ -68,7 +79,7 @@ pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> 
         Some(Ok(generated)) => {
             ctx.cache = Some(CacheStatus::Hit);
             tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache hit");
-            Some(generated)
+            Some(Arc::new(generated))
         }
         Some(Err(e)) => {
             tracing::error!(request_id = %ctx.request_id, key = %key_prefix(&key), error = %e, "Cache entry corrupt; removing it");

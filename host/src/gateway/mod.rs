@@ -59,7 +59,7 @@ pub async fn generate(
         screen::effective_threshold(app, &request),
     );
     if let Some(hit) = lookup::run(app, ctx, key, wants_fresh(headers)).await {
-        return respond::run(app, ctx, Arc::new(hit), request.response_format).await;
+        return respond::run(app, ctx, hit, request.response_format).await;
     }
 
     // Identical requests in flight share one dispatch; the first one does the work.
