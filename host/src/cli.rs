@@ -79,6 +79,14 @@ pub struct EmulatorArgs {
     /// Latency added to every generateContent call, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Prompts containing this term come back with promptFeedback.blockReason
+    /// (repeatable; replaces the default `prohibited-test`).
+    #[arg(long = "block-term")]
+    pub block_terms: Vec<String>,
+    /// Prompts containing this term come back with finishReason IMAGE_SAFETY
+    /// (repeatable; replaces the default `unsafe-image-test`).
+    #[arg(long = "image-safety-term")]
+    pub image_safety_terms: Vec<String>,
 }
 
 /// How to reach a running gateway's admin API.

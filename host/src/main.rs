@@ -32,6 +32,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emulator(args) => {
             let mut config = aperture_emulator::EmulatorConfig::demo(args.keys);
             config.latency = std::time::Duration::from_millis(args.latency_ms);
+            if !args.block_terms.is_empty() {
+                config.block_terms = args.block_terms;
+            }
+            if !args.image_safety_terms.is_empty() {
+                config.image_safety_terms = args.image_safety_terms;
+            }
             aperture_emulator::run_standalone(args.listen, config).await?;
             Ok(())
         }
