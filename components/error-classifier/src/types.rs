@@ -1,20 +1,13 @@
 //! Plain-Rust mirrors of the WIT types this crate uses, so the logic runs and is tested natively.
 //!
-//! The serde derives encode them exactly like the conformance vectors encode WIT values
-//! (records keyed by kebab-case field names, enums and payload-less cases as strings,
-//! variants with a payload as `{"case": payload}`, tuples as arrays).
+//! The shared `aperture:policy/types` live in `aperture-policy-types` (re-exported here);
+//! this module adds the interface-specific ones. The serde derives encode them exactly like
+//! the conformance vectors encode WIT values (records keyed by kebab-case field names, enums
+//! and payload-less cases as strings, variants with a payload as `{"case": payload}`,
+//! tuples as arrays).
 
+pub use aperture_policy_types::ErrorType;
 use serde::{Deserialize, Serialize};
-
-/// `types.error-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorType {
-    UserError,
-    ApiError,
-    NetworkError,
-    SystemError,
-}
 
 /// `classifier.http-failure`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

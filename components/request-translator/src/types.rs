@@ -1,96 +1,15 @@
 //! Plain-Rust mirrors of the WIT types this crate uses, so the logic runs and is tested natively.
 //!
-//! The serde derives encode them exactly like the conformance vectors encode WIT values
-//! (records keyed by kebab-case field names, enums and payload-less cases as strings,
-//! variants with a payload as `{"case": payload}`).
+//! The shared `aperture:policy/types` live in `aperture-policy-types` (re-exported here);
+//! this module adds the interface-specific ones. The serde derives encode them exactly like
+//! the conformance vectors encode WIT values (records keyed by kebab-case field names, enums
+//! and payload-less cases as strings, variants with a payload as `{"case": payload}`).
 
+pub use aperture_policy_types::{
+    Generation, Image, ImageRequest, ResponseFormat, SafetyRating, SafetySetting, SafetyThreshold,
+    UpstreamVerdict, Usage,
+};
 use serde::{Deserialize, Serialize};
-
-/// `types.safety-threshold`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SafetyThreshold {
-    Off,
-    Low,
-    Medium,
-    High,
-}
-
-/// `types.response-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResponseFormat {
-    B64Json,
-    Url,
-}
-
-/// `types.image-request`: the canonical, validated request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ImageRequest {
-    pub model: String,
-    pub upstream_model: String,
-    pub prompt: String,
-    pub n: u8,
-    pub aspect_ratio: String,
-    pub image_size: String,
-    pub style: Option<String>,
-    pub safety_threshold: Option<SafetyThreshold>,
-    pub response_format: ResponseFormat,
-}
-
-/// `types.safety-setting`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SafetySetting {
-    pub category: String,
-    pub threshold: String,
-}
-
-/// `types.safety-rating`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SafetyRating {
-    pub category: String,
-    pub probability: String,
-    pub blocked: bool,
-}
-
-/// `types.upstream-verdict`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct UpstreamVerdict {
-    pub block_reason: Option<String>,
-    pub finish_reason: Option<String>,
-    pub ratings: Vec<SafetyRating>,
-}
-
-/// `types.image`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Image {
-    pub blob: u32,
-    pub mime_type: String,
-}
-
-/// `types.usage`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Usage {
-    pub prompt_tokens: u32,
-    pub output_tokens: u32,
-    pub thought_tokens: u32,
-    pub total_tokens: u32,
-}
-
-/// `types.generation`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Generation {
-    pub images: Vec<Image>,
-    pub revised_prompt: Option<String>,
-    pub usage: Usage,
-}
 
 /// `translator.user-error`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
