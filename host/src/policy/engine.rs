@@ -54,7 +54,45 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<CallState>,
     pub(crate) limits: CallLimits,
+    /// Admits at most `max_instances` calls at once, so a burst waits for a pool
+    /// slot instead of failing with "instance limit reached".
+    pub(crate) gate: Gate,
     _ticker: Arc<Ticker>,
+}
+
+/// A counting semaphore for blocking threads (component calls run off the async workers).
+pub(crate) struct Gate {
+    free: std::sync::Mutex<u32>,
+    freed: std::sync::Condvar,
+}
+
+/// A held admission; dropping it admits the next call.
+pub(crate) struct Permit<'a>(&'a Gate);
+
+impl Gate {
+    fn new(permits: u32) -> Gate {
+        Gate {
+            free: std::sync::Mutex::new(permits),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Wait for a free slot.
+    pub(crate) fn enter(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl Runtime {
@@ -87,6 +125,7 @@ impl Runtime {
             engine,
             linker,
             limits,
+            gate: Gate::new(limits.max_instances),
             _ticker: ticker,
         })
     }

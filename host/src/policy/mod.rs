@@ -218,6 +218,7 @@ impl Policies {
         instantiate: impl FnOnce(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<I>,
         call: impl FnOnce(&I, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
+        let _permit = self.runtime.gate.enter();
         let loaded = slot.load();
         let mut store = self.runtime.store();
         let instance =

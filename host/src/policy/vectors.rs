@@ -71,6 +71,7 @@ pub fn run(
         .map_err(invalid)?;
     let mut mismatches = Vec::new();
     for case in &file.cases {
+        let _permit = runtime.gate.enter();
         let mut store = runtime.store();
         let instance = pre
             .instantiate(&mut store)
