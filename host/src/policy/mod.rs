@@ -397,3 +397,47 @@ pub fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_larger_than_the_instance_pool_waits_instead_of_failing() {
+        let limits = CallLimits {
+            max_instances: 1,
+            ..CallLimits::default()
+        };
+        let policies = std::sync::Arc::new(
+            Policies::load(&Sources::default(), limits).expect("embedded components load"),
+        );
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let p = policies.clone();
+                std::thread::spawn(move || {
+                    (0..20)
+                        .map(|j| {
+                            p.parse_request(&format!(r#"{{"prompt":"burst {i} {j}"}}"#))
+                                .map(|r| r.is_ok())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for t in threads {
+            for result in t.join().expect("thread") {
+                assert!(matches!(result, Ok(true)), "{result:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_trap_summary_never_carries_the_guest_backtrace() {
+        let e = PolicyError::Trap {
+            which: Which::Safety,
+            function: "screen",
+            detail: "wasm backtrace:\n 0: 0x1234 - <unknown>".into(),
+        };
+        assert_eq!(e.summary(), "the safety component's `screen` trapped");
+    }
+}
