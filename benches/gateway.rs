@@ -2,6 +2,7 @@
 //! image, and the gateway's overhead on a miss against a zero-latency emulator.
 //!
 //! Run: `cargo bench -p aperture --bench gateway` (prints medians and p95s).
+//! `BENCH_NO_CACHE=1` runs the miss measurement with the cache off (no cache write).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,9 +86,11 @@ async fn bench_gateway() {
     .await
     .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut raw = RawConfig::default();
-    raw.listen = Some("127.0.0.1:0".into());
-    raw.data_dir = Some(dir.path().to_path_buf());
+    let mut raw = RawConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..RawConfig::default()
+    };
     raw.upstream.base_url = Some(emulator.base_url());
     raw.auth.api_keys = Some(vec![CLIENT_KEY.into()]);
     raw.cache.max_size_mb = Some(2048.0);
@@ -160,14 +163,13 @@ async fn bench_miss(client: &HttpClient, gateway: &str, emulator: &Emulator) {
         })
         .to_string();
         let t = Instant::now();
-        let (status, _, _) =
-            post(&client, &upstream, Some("bench-upstream-key"), gemini_body).await;
+        let (status, _, _) = post(client, &upstream, Some("bench-upstream-key"), gemini_body).await;
         direct.push(t.elapsed());
         assert_eq!(status, 200);
         let t = Instant::now();
         let (status, body, cache) = post(
-            &client,
-            &gateway,
+            client,
+            gateway,
             Some(CLIENT_KEY),
             serde_json::json!({"prompt": format!("{prompt} via gateway")}).to_string(),
         )

@@ -256,7 +256,7 @@ pub async fn cache(remote: &Remote, action: &CacheAction) -> Result<()> {
                 println!(
                     "backend={} entries={} bytes={} max_bytes={} usage_percent={:.1} ttl_seconds={}",
                     v["backend"].as_str().unwrap_or("?"),
-                    v["entries"].to_string(),
+                    v["entries"],
                     bytes,
                     max,
                     pct,
