@@ -219,3 +219,19 @@ async fn oversized_chunked_body_is_refused() {
     assert_eq!(status, "413");
     assert_eq!(s.emu.calls(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_is_spoken_to_over_tls() {
+    // The emulator speaks plain HTTP: an https:// base URL pointing at it must fail
+    // in the TLS handshake (proof the client really uses TLS), as a NETWORK_ERROR.
+    let s = Setup::new(&["bb-gemini-key-1"], |mut l| {
+        l.upstream = l.upstream.map(|u| u.replace("http://", "https://"));
+        l.config("[upstream]\nmax_attempts = 1\n")
+    })
+    .await;
+    let r = s.gw.generate(json!({"prompt": "over tls"})).await;
+    let e = r.error(502, "IMG_NETWORK_ERROR");
+    assert_eq!(e["error_type"], "NETWORK_ERROR");
+    assert_eq!(s.emu.calls(), 0, "no generateContent call got through");
+    assert!(s.gw.log().contains("TLS"), "the log names the TLS failure");
+}

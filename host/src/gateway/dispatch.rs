@@ -156,6 +156,8 @@ async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttem
             Ok(reply) => interpret::http_failure(reply),
             Err(e) => interpret::transport_failure(e),
         };
+        // The transport's own words (never shown to clients) help operators most.
+        let transport_detail = answer.as_ref().err().map(|e| e.to_string());
         app.accounts.record_failure(lease.id);
         let app2 = app.clone();
         let classified = blocking(move || {
@@ -183,6 +185,7 @@ async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttem
             failure_code = %classification.code,
             retryable = classification.retryable,
             account_action = %action,
+            transport_error = transport_detail.as_deref(),
             "upstream call failed: {}",
             classification.message
         );

@@ -36,8 +36,8 @@ pub enum TransportError {
     #[error("could not connect to the upstream: {0}")]
     Connect(String),
     /// The connect or total timeout elapsed.
-    #[error("the upstream did not answer within {0:?}")]
-    Timeout(Duration),
+    #[error("the upstream did not answer in time ({0})")]
+    Timeout(String),
     /// The TLS handshake failed.
     #[error("TLS with the upstream failed: {0}")]
     Tls(String),
@@ -130,20 +130,40 @@ impl Gemini {
         };
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout(self.request_timeout)),
+            Err(_) => Err(TransportError::Timeout(format!(
+                "request timeout of {:?}",
+                self.request_timeout
+            ))),
         }
     }
 }
 
+/// Sort a client error by what is in its source chain: a rustls error is TLS, an
+/// I/O timeout is a timeout, anything before a connection exists is a connect error.
 fn classify_transport(e: hyper_util::client::legacy::Error) -> TransportError {
     let chain = error_chain(&e);
-    let lower = chain.to_ascii_lowercase();
-    if lower.contains("timed out") || lower.contains("timeout") {
-        TransportError::Timeout(Duration::ZERO)
-    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
-    {
-        TransportError::Tls(chain)
-    } else if e.is_connect() {
+    // Walk the sources, and inside each io::Error its wrapped error (connectors wrap
+    // rustls errors in io::Errors, sometimes twice, which `source()` skips over).
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![&e];
+    while let Some(err) = pending.pop() {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return TransportError::Tls(chain);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return TransportError::Timeout(chain);
+            }
+            if let Some(inner) = io.get_ref() {
+                pending.push(inner);
+            }
+        }
+        pending.extend(err.source());
+    }
+    if e.is_connect() {
+        // hyper-util reports its connect timeout as a plain message.
+        if chain.contains("timed out") {
+            return TransportError::Timeout(chain);
+        }
         TransportError::Connect(chain)
     } else {
         TransportError::Protocol(chain)
