@@ -58,14 +58,18 @@ pub struct ClientKeys {
 }
 
 impl ClientKeys {
-    /// Whether `presented` is a valid client key (constant-time comparisons).
-    pub fn verify(&self, presented: &str) -> bool {
+    /// The label of `presented` if it is a valid client key (constant-time
+    /// comparisons): `config:N` for the N-th configured key (1-based), else the
+    /// label it was stored under.
+    pub fn verify(&self, presented: &str) -> Option<String> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut ok = subtle::Choice::from(0);
-        for k in &self.configured {
-            ok |= k.ct_eq(&digest);
+        let mut found = None;
+        for (i, k) in self.configured.iter().enumerate() {
+            if bool::from(k.ct_eq(&digest)) {
+                found = Some(format!("config:{}", i + 1));
+            }
         }
-        bool::from(ok) || matches!(self.stored.verify(presented), Ok(Some(_)))
+        found.or_else(|| self.stored.verify(presented).ok().flatten())
     }
 
     /// Whether any key exists at all.

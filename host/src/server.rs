@@ -106,7 +106,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             return response;
         }
         "/v1/models" => match method {
-            Method::GET => gateway::authenticate::run(&app, req.headers()).map(|()| models(&id)),
+            Method::GET => gateway::authenticate::run(&app, req.headers()).map(|_| models(&id)),
             _ => Err(not_allowed("GET")),
         },
         "/healthz" => match method {
@@ -145,7 +145,7 @@ async fn images_generations(
     ctx: &mut Ctx,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    gateway::authenticate::run(app, req.headers())?;
+    ctx.client = Some(gateway::authenticate::run(app, req.headers())?);
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
     gateway::generate(app, ctx, &parts.headers, body).await

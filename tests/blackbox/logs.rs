@@ -44,6 +44,7 @@ async fn one_line_per_request_with_the_fields_and_no_secrets() {
     assert!(line.contains("msg=\"image request completed\""), "{line}");
     let want = [
         ("model", "gemini-3-pro-image".to_string()),
+        ("client", "config:1".to_string()),
         ("prompt_hash", prompt_hash(ok_prompt)),
         ("account_email", "a1@test.example".to_string()),
         ("cache", "MISS".to_string()),

@@ -26,10 +26,9 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Accept the request or refuse it with 401.
-pub fn run(app: &App, headers: &HeaderMap) -> Result<(), GatewayError> {
-    match presented_key(headers) {
-        Some(key) if app.keys.verify(key) => Ok(()),
-        _ => Err(GatewayError::Unauthorized),
-    }
+/// Accept the request (returning the key's label, for the log) or refuse it with 401.
+pub fn run(app: &App, headers: &HeaderMap) -> Result<String, GatewayError> {
+    presented_key(headers)
+        .and_then(|key| app.keys.verify(key))
+        .ok_or(GatewayError::Unauthorized)
 }

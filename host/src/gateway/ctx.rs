@@ -32,6 +32,8 @@ pub struct Ctx {
     pub request_id: String,
     /// When the request arrived.
     pub started: Instant,
+    /// Label of the client key that authenticated the request.
+    pub client: Option<String>,
     /// The canonical model, once parsed.
     pub model: Option<String>,
     /// First 16 hex chars of sha256(prompt), once parsed.
@@ -62,6 +64,7 @@ impl Ctx {
         Ctx {
             request_id,
             started: Instant::now(),
+            client: None,
             model: None,
             prompt_hash: None,
             n: None,

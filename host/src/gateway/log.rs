@@ -14,6 +14,7 @@ macro_rules! request_line {
         tracing::$level!(
             target: "aperture::request",
             request_id = %ctx.request_id,
+            client = ctx.client.as_deref(),
             model = %dash(&ctx.model),
             prompt_hash = %dash(&ctx.prompt_hash),
             account_email = %if ctx.accounts.is_empty() { "-".to_string() } else { ctx.accounts.join(",") },
