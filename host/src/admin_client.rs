@@ -117,8 +117,8 @@ fn print_account(a: &Value) {
         a["label"].as_str().unwrap_or(""),
         a["email"].as_str().unwrap_or("-"),
         a["secret_masked"].as_str().unwrap_or(""),
-        a["counters"]["requests"],
-        a["counters"]["failures"],
+        a["counters"]["requests"].to_string(),
+        a["counters"]["failures"].to_string(),
         state_text(&a["state"])
     );
 }
