@@ -93,7 +93,13 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, MAX_ADMIN_BODY).await?;
+    let body = read_body(
+        body,
+        &parts.headers,
+        MAX_ADMIN_BODY,
+        app.config.body_timeout,
+    )
+    .await?;
     let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v, id));
     let app = app.clone();

@@ -24,6 +24,12 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {secs} seconds; send it again")]
+    BodyTimeout {
+        /// The limit in seconds.
+        secs: u64,
+    },
     /// Unknown path.
     #[error("no such endpoint {0}; see GET /v1/models and POST /v1/images/generations")]
     NotFound(String),
@@ -132,6 +138,7 @@ impl GatewayError {
         match self {
             Unauthorized | AdminUnauthorized(_) => StatusCode::UNAUTHORIZED,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             InvalidRequest { .. } | SafetyBlocked { .. } => StatusCode::BAD_REQUEST,
@@ -154,6 +161,7 @@ impl GatewayError {
             Unauthorized
             | AdminUnauthorized(_)
             | BodyTooLarge { .. }
+            | BodyTimeout { .. }
             | NotFound(_)
             | MethodNotAllowed { .. }
             | InvalidRequest { .. }
@@ -171,6 +179,7 @@ impl GatewayError {
         match self {
             Unauthorized | AdminUnauthorized(_) => "IMG_UNAUTHORIZED",
             BodyTooLarge { .. } => "IMG_PAYLOAD_TOO_LARGE",
+            BodyTimeout { .. } => "IMG_REQUEST_TIMEOUT",
             NotFound(_) => "IMG_NOT_FOUND",
             MethodNotAllowed { .. } => "IMG_METHOD_NOT_ALLOWED",
             InvalidRequest { code, .. } | Upstream { code, .. } => code,

@@ -147,15 +147,22 @@ async fn images_generations(
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     ctx.client = Some(gateway::authenticate::run(app, req.headers())?);
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
+    let body = read_body(
+        body,
+        &parts.headers,
+        app.config.max_body_bytes,
+        app.config.body_timeout,
+    )
+    .await?;
     gateway::generate(app, ctx, &parts.headers, body).await
 }
 
-/// Read a whole body, refusing more than `limit` bytes (by header or by count).
+/// Read a whole body within `timeout`, refusing more than `limit` bytes (by header or by count).
 pub async fn read_body(
     body: Incoming,
     headers: &http::HeaderMap,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
@@ -164,7 +171,12 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::BodyTimeout {
+            secs: timeout.as_secs().max(1),
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::BodyTooLarge { limit })

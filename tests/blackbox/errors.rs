@@ -235,3 +235,31 @@ async fn an_https_upstream_is_spoken_to_over_tls() {
     assert_eq!(s.emu.calls(), 0, "no generateContent call got through");
     assert!(s.gw.log().contains("TLS"), "the log names the TLS failure");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408() {
+    let s = Setup::new(&["bb-gemini-key-1"], |l| {
+        l.config("[server]\nbody_timeout_ms = 300\n")
+    })
+    .await;
+    let addr = s.gw.addr();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        // Promise 100 bytes, send 10, then stall.
+        let head = format!(
+            "POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"prompt\":"
+        );
+        sock.write_all(head.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = sock.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("IMG_REQUEST_TIMEOUT"), "{answer}");
+    assert_eq!(s.emu.calls(), 0);
+}

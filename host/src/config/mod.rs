@@ -34,6 +34,8 @@ pub struct Config {
     pub components: Components,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
     /// Client keys accepted in `Authorization: Bearer`.
     pub api_keys: Vec<String>,
     /// The admin key guarding `/admin/*`; without one the admin API is off.
@@ -275,6 +277,12 @@ impl Config {
             }
             n => n as usize,
         };
+        let body_timeout = ms(
+            raw.server.body_timeout_ms,
+            30_000,
+            "server.body_timeout_ms",
+            &mut errors,
+        );
         let api_keys: Vec<String> = raw.auth.api_keys.unwrap_or_default();
         if let Some(short) = api_keys.iter().find(|k| k.len() < 8) {
             errors.push(format!(
@@ -299,6 +307,7 @@ impl Config {
                 },
                 components,
                 max_body_bytes,
+                body_timeout,
                 api_keys,
                 admin_key,
             })

@@ -77,6 +77,7 @@ pub struct RawComponents {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub max_body_bytes: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
 }
 
 /// `[auth]`: client keys and the admin key (prefer the environment for secrets).
