@@ -93,6 +93,13 @@ fn print(remote: &Remote, value: &Value, table: impl FnOnce(&Value)) {
     }
 }
 
+/// A JSON string without quotes (other values as JSON).
+fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
 fn state_text(state: &Value) -> String {
     let kind = state["kind"].as_str().unwrap_or("?");
     let until = state["until_ms"]
@@ -142,7 +149,8 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             print(remote, &v, |v| {
                 println!(
                     "added account {} ({})",
-                    v["account"]["label"], v["account"]["secret_masked"]
+                    text(&v["account"]["label"]),
+                    text(&v["account"]["secret_masked"])
                 )
             });
         }
@@ -167,7 +175,7 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             )
             .await?;
             print(remote, &v, |v| {
-                println!("disabled account {}", v["account"]["label"])
+                println!("disabled account {}", text(&v["account"]["label"]))
             });
         }
         AccountsAction::Enable { account } => {
@@ -179,7 +187,7 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             )
             .await?;
             print(remote, &v, |v| {
-                println!("enabled account {}", v["account"]["label"])
+                println!("enabled account {}", text(&v["account"]["label"]))
             });
         }
         AccountsAction::Remove { account } => {
@@ -191,7 +199,7 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             )
             .await?;
             print(remote, &v, |v| {
-                println!("removed account {}", v["account"]["label"])
+                println!("removed account {}", text(&v["account"]["label"]))
             });
         }
     }
