@@ -69,3 +69,21 @@ fn a_component_of_the_wrong_world_is_refused_and_the_active_one_stays() {
     assert!(err.to_string().contains("translator"), "{err}");
     assert_eq!(policies.active()[0].sha256, before);
 }
+
+#[test]
+fn a_component_that_asks_for_more_than_cli_and_io_is_refused() {
+    // Policy components are pure functions: clocks, randomness, files and sockets
+    // are not linked, so asking for any of them fails at load, before any call.
+    let wants_randomness = wat::parse_str(
+        r#"(component
+             (import "wasi:random/random@0.2.6" (instance
+               (export "get-random-u64" (func (result u64))))))"#,
+    )
+    .expect("valid component text");
+    let policies = Policies::load(&Sources::default(), CallLimits::default())
+        .expect("embedded components load");
+    let err = policies
+        .swap(Which::Safety, wants_randomness, "wants-randomness".into())
+        .unwrap_err();
+    assert!(err.to_string().contains("wasi:random/random"), "{err}");
+}

@@ -119,7 +119,7 @@ impl Runtime {
             .memory_reservation_for_growth(0);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        add_policy_wasi(&mut linker)?;
         let ticker = Ticker::start(engine.clone());
         Ok(Runtime {
             engine,
@@ -141,6 +141,40 @@ impl Runtime {
         store.set_epoch_deadline(ticks);
         store
     }
+}
+
+/// The WASI a policy component may import: what Rust's std runtime needs (cli
+/// environment/exit/stdio/terminal, io streams/poll/error) — and nothing else. No
+/// clocks, randomness, filesystem or sockets are linked, so a component that asks
+/// for them is refused when it is loaded, and every component stays a pure function.
+/// The `WasiCtx` behind these grants nothing: empty environment, no arguments,
+/// stdin empty, stdout/stderr discarded.
+fn add_policy_wasi(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::{cli, sync};
+
+    struct Io;
+    impl wasmtime::component::HasData for Io {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+
+    let l = linker;
+    cli::exit::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, Io>(l, |t| {
+        &mut t.table
+    })?;
+    sync::io::poll::add_to_linker::<CallState, Io>(l, |t| &mut t.table)?;
+    sync::io::streams::add_to_linker::<CallState, Io>(l, |t| &mut t.table)?;
+    Ok(())
 }
 
 /// A background thread advancing the engine epoch; it stops when dropped.
