@@ -22,7 +22,7 @@ use http_body_util::Full;
 
 pub use ctx::{CacheStatus, Ctx};
 
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::errors::GatewayError;
 
 /// Whether the client asked not to be served from the cache.
@@ -48,11 +48,9 @@ pub async fn generate(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    let request = parse::run(app, ctx, body).await?;
+    let (request, namespace) = parse::run(app, ctx, body).await?;
     let settings = screen::run(app, ctx, &request).await?;
 
-    let app2 = app.clone();
-    let namespace = blocking(move || app2.policies.cache_namespace()).await??;
     let key = lookup::cache_key(
         &namespace,
         &request,

@@ -121,13 +121,33 @@ pub struct Sources {
 }
 
 type TranslatorPre = translator::RequestTranslatorPre<CallState>;
+
+/// A loaded translator and its cache namespace, asked once at load so every
+/// request keys the cache with the namespace of the version that parsed it.
+struct Translator {
+    pre: TranslatorPre,
+    namespace: String,
+}
+
+impl Translator {
+    /// Type-check `pre` and ask the component for its cache namespace.
+    fn prepare(runtime: &Runtime, pre: InstancePre<CallState>) -> wasmtime::Result<Translator> {
+        let pre = TranslatorPre::new(pre)?;
+        let mut store = runtime.store();
+        let namespace = pre
+            .instantiate(&mut store)?
+            .aperture_policy_translator()
+            .call_cache_namespace(&mut store)?;
+        Ok(Translator { pre, namespace })
+    }
+}
 type SafetyPre = safety::SafetyPolicyPre<CallState>;
 type ClassifierPre = classifier::ErrorClassifierPre<CallState>;
 
 /// The three policy slots and the runtime they share.
 pub struct Policies {
     runtime: Runtime,
-    translator: Slot<TranslatorPre>,
+    translator: Slot<Translator>,
     safety: Slot<SafetyPre>,
     classifier: Slot<ClassifierPre>,
 }
@@ -149,7 +169,9 @@ impl Policies {
                 embedded::CLASSIFIER,
             )?,
         );
-        let translator = Slot::new(prepare(&runtime, Which::Translator, t, TranslatorPre::new)?);
+        let translator = Slot::new(prepare(&runtime, Which::Translator, t, |p| {
+            Translator::prepare(&runtime, p)
+        })?);
         let safety = Slot::new(prepare(&runtime, Which::Safety, s, SafetyPre::new)?);
         let classifier = Slot::new(prepare(&runtime, Which::Classifier, c, ClassifierPre::new)?);
         Ok(Policies {
@@ -182,7 +204,9 @@ impl Policies {
         Ok(match which {
             Which::Translator => self
                 .translator
-                .swap(prepare(&self.runtime, which, src, TranslatorPre::new)?)
+                .swap(prepare(&self.runtime, which, src, |p| {
+                    Translator::prepare(&self.runtime, p)
+                })?)
                 .info
                 .clone(),
             Which::Safety => self
@@ -216,14 +240,14 @@ impl Policies {
         which: Which,
         function: &'static str,
         instantiate: impl FnOnce(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<I>,
-        call: impl FnOnce(&I, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&P, &I, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
         let _permit = self.runtime.gate.enter();
         let loaded = slot.load();
         let mut store = self.runtime.store();
         let instance =
             instantiate(&loaded.pre, &mut store).map_err(|e| fail(which, function, e))?;
-        call(&instance, &mut store).map_err(|e| fail(which, function, e))
+        call(&loaded.pre, &instance, &mut store).map_err(|e| fail(which, function, e))
     }
 
     fn translate<R>(
@@ -238,22 +262,29 @@ impl Policies {
             &self.translator,
             Which::Translator,
             function,
-            |p, s| p.instantiate(s),
-            |i, s| call(i.aperture_policy_translator(), s),
+            |p, s| p.pre.instantiate(s),
+            |_, i, s| call(i.aperture_policy_translator(), s),
         )
     }
 
-    /// The translator's cache namespace.
-    pub fn cache_namespace(&self) -> Result<String, PolicyError> {
-        self.translate("cache-namespace", |t, s| t.call_cache_namespace(s))
-    }
-
-    /// Parse an OpenAI request body into the canonical request.
+    /// Parse an OpenAI request body into the canonical request; also returns the
+    /// cache namespace of the translator version that parsed it.
     pub fn parse_request(
         &self,
         body: &str,
-    ) -> Result<Result<ImageRequest, UserError>, PolicyError> {
-        self.translate("parse-request", |t, s| t.call_parse_request(s, body))
+    ) -> Result<(Result<ImageRequest, UserError>, String), PolicyError> {
+        self.run(
+            &self.translator,
+            Which::Translator,
+            "parse-request",
+            |p, s| p.pre.instantiate(s),
+            |p, i, s| {
+                Ok((
+                    i.aperture_policy_translator().call_parse_request(s, body)?,
+                    p.namespace.clone(),
+                ))
+            },
+        )
     }
 
     /// Build the Gemini body for one image.
@@ -299,7 +330,7 @@ impl Policies {
             Which::Safety,
             "screen",
             |p, s| p.instantiate(s),
-            |i, s| {
+            |_, i, s| {
                 i.aperture_policy_safety()
                     .call_screen(s, req, threshold, config)
             },
@@ -313,7 +344,7 @@ impl Policies {
             Which::Safety,
             "review",
             |p, s| p.instantiate(s),
-            |i, s| i.aperture_policy_safety().call_review(s, verdict),
+            |_, i, s| i.aperture_policy_safety().call_review(s, verdict),
         )
     }
 
@@ -324,7 +355,7 @@ impl Policies {
             Which::Classifier,
             "classify",
             |p, s| p.instantiate(s),
-            |i, s| i.aperture_policy_classifier().call_classify(s, failure),
+            |_, i, s| i.aperture_policy_classifier().call_classify(s, failure),
         )
     }
 }
@@ -418,7 +449,7 @@ mod tests {
                     (0..20)
                         .map(|j| {
                             p.parse_request(&format!(r#"{{"prompt":"burst {i} {j}"}}"#))
-                                .map(|r| r.is_ok())
+                                .map(|(r, _)| r.is_ok())
                         })
                         .collect::<Vec<_>>()
                 })
