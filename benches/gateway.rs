@@ -35,7 +35,11 @@ fn bench_component_call() {
         Policies::load(&Sources::default(), CallLimits::default()).expect("components load");
     let body = r#"{"model":"gemini-3-pro-image","prompt":"A serene lake at dawn","size":"1792x1024","quality":"hd","n":2}"#;
     for _ in 0..200 {
-        policies.parse_request(body).expect("call").0.expect("valid");
+        policies
+            .parse_request(body)
+            .expect("call")
+            .0
+            .expect("valid");
     }
     let samples = (0..5000)
         .map(|_| {

@@ -56,12 +56,19 @@ pub async fn generate(
         &request,
         screen::effective_threshold(app, &request),
     );
-    if let Some(hit) = lookup::run(app, ctx, key, wants_fresh(headers)).await {
+    let fresh = wants_fresh(headers);
+    if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
         return respond::run(app, ctx, hit, request.response_format).await;
     }
 
     // Identical requests in flight share one dispatch; the first one does the work.
-    let cell = app.inflight.cell(key);
+    // A request that asked for a fresh result must not be handed one that is only
+    // waiting for its cache write: it gets a private cell (release ignores it).
+    let cell = if fresh && app.inflight.completed(&key).is_some() {
+        Arc::default()
+    } else {
+        app.inflight.cell(key)
+    };
     let mut report = dispatch::DispatchReport::default();
     let mut led = false;
     let outcome = cell
