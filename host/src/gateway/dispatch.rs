@@ -49,9 +49,17 @@ pub async fn run(
     }
     let mut slots: Vec<Option<ImageAttempts>> = (0..request.n.max(1)).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        let (index, attempts) =
-            joined.map_err(|e| GatewayError::Internal(format!("image task failed: {e}")))?;
-        slots[index as usize] = Some(attempts);
+        match joined {
+            Ok((index, attempts)) => {
+                // A safety block fails the whole request: stop spending quota on the rest.
+                if matches!(attempts.result, Err(GatewayError::SafetyBlocked { .. })) {
+                    tasks.abort_all();
+                }
+                slots[index as usize] = Some(attempts);
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => return Err(GatewayError::Internal(format!("image task failed: {e}"))),
+        }
     }
     let mut generated = Generated::default();
     let mut first_error: Option<GatewayError> = None;
