@@ -130,6 +130,21 @@ fn print_account(a: &Value) {
     );
 }
 
+/// One account change through the admin API, reported as "<done> account <label>".
+async fn change_account(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    done: &str,
+) -> Result<()> {
+    let v = call(remote, method, path, body).await?;
+    print(remote, &v, |v| {
+        println!("{done} account {}", text(&v["account"]["label"]))
+    });
+    Ok(())
+}
+
 /// `aperture accounts …`.
 pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
     match action {
@@ -167,40 +182,23 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             });
         }
         AccountsAction::Disable { account, reason } => {
-            let v = call(
+            let path = format!("/admin/accounts/{account}/disable");
+            change_account(
                 remote,
                 Method::POST,
-                &format!("/admin/accounts/{account}/disable"),
+                &path,
                 Some(json!({"reason": reason})),
+                "disabled",
             )
             .await?;
-            print(remote, &v, |v| {
-                println!("disabled account {}", text(&v["account"]["label"]))
-            });
         }
         AccountsAction::Enable { account } => {
-            let v = call(
-                remote,
-                Method::POST,
-                &format!("/admin/accounts/{account}/enable"),
-                None,
-            )
-            .await?;
-            print(remote, &v, |v| {
-                println!("enabled account {}", text(&v["account"]["label"]))
-            });
+            let path = format!("/admin/accounts/{account}/enable");
+            change_account(remote, Method::POST, &path, None, "enabled").await?;
         }
         AccountsAction::Remove { account } => {
-            let v = call(
-                remote,
-                Method::DELETE,
-                &format!("/admin/accounts/{account}"),
-                None,
-            )
-            .await?;
-            print(remote, &v, |v| {
-                println!("removed account {}", text(&v["account"]["label"]))
-            });
+            let path = format!("/admin/accounts/{account}");
+            change_account(remote, Method::DELETE, &path, None, "removed").await?;
         }
     }
     Ok(())
