@@ -8,6 +8,6 @@ npm install --no-audit --no-fund --silent
 rm -rf out && mkdir -p out && echo '{"type":"module"}' > out/package.json
 for c in request_translator safety_policy error_classifier; do
   npx jco transpile "$guests/$c.wasm" -o "out/$c" --name "$c" \
-    --map 'aperture:policy/types@0.1.0=../../types-shim.js' >/dev/null
+    --map 'aperture:policy/types@0.2.0=../../types-shim.js' >/dev/null
 done
 node check.mjs

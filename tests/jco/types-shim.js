@@ -1,2 +1,2 @@
-// aperture:policy/types@0.1.0 declares types only; jco still wants a module for it.
+// aperture:policy/types@0.2.0 declares types only; jco still wants a module for it.
 export {};

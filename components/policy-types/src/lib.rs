@@ -160,7 +160,7 @@ mod tests {
         vectors::check(
             "error-classifier.json",
             "error-classifier",
-            "aperture:policy/classifier@0.1.0",
+            "aperture:policy/classifier@0.2.0",
             |_, _| Ok(serde_json::Value::Null),
         );
     }
@@ -171,7 +171,7 @@ mod tests {
         vectors::check(
             "error-classifier.json",
             "error-classifier",
-            "aperture:policy/safety@0.1.0",
+            "aperture:policy/safety@0.2.0",
             |_, _| Ok(serde_json::Value::Null),
         );
     }

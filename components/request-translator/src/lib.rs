@@ -3,7 +3,7 @@
 //! the mapping can be changed or replaced without rebuilding the gateway.
 //!
 //! The logic lives in plain-Rust modules (tested natively); `bindings` only converts
-//! between the WIT types of `aperture:policy/translator@0.1.0` and these.
+//! between the WIT types of `aperture:policy/translator@0.2.0` and these.
 
 pub mod aspect;
 pub mod request;
@@ -16,4 +16,4 @@ mod bindings;
 
 /// The namespace mixed into every cache key; change it whenever the upstream body or
 /// the rendered response changes for the same canonical request.
-pub const CACHE_NAMESPACE: &str = "request-translator/0.1.0";
+pub const CACHE_NAMESPACE: &str = "request-translator/0.2.0";

@@ -10,7 +10,7 @@ fn conformance_vectors() {
     check(
         "request-translator.json",
         "request-translator",
-        "aperture:policy/translator@0.1.0",
+        "aperture:policy/translator@0.2.0",
         |function, args| match function {
             "cache-namespace" => value(CACHE_NAMESPACE),
             "parse-request" => wit_result(request::parse_request(&arg::<String>(args, 0)?)),

@@ -3,7 +3,7 @@
 //! a safety block, so operators can swap the policy without rebuilding the gateway.
 //!
 //! The logic lives in plain-Rust modules (tested natively); `bindings` only converts
-//! between the WIT types of `aperture:policy/safety@0.1.0` and these.
+//! between the WIT types of `aperture:policy/safety@0.2.0` and these.
 
 pub mod denylist;
 pub mod policy;

@@ -9,7 +9,7 @@ fn conformance_vectors() {
     check(
         "safety-policy.json",
         "safety-policy",
-        "aperture:policy/safety@0.1.0",
+        "aperture:policy/safety@0.2.0",
         |function, args| match function {
             "screen" => value(policy::screen(
                 &arg(args, 0)?,

@@ -20,7 +20,7 @@ use super::{fail, PolicyError, Which};
 pub struct VectorFile {
     /// The component the vectors were written for (informational).
     pub component: String,
-    /// The exported interface, e.g. `aperture:policy/translator@0.1.0`.
+    /// The exported interface, e.g. `aperture:policy/translator@0.2.0`.
     pub interface: String,
     /// The cases.
     pub cases: Vec<Case>,
