@@ -39,6 +39,37 @@ pub enum ErrorType {
     SystemError,
 }
 
+/// `types.output-format`: the image file format a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputFormat {
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl OutputFormat {
+    /// The OpenAI name of the format (`png`, `jpeg`, `webp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpeg",
+            Self::Webp => "webp",
+        }
+    }
+
+    /// The format of an image MIME type (`image/png`, `image/jpeg`, `image/webp`), if known.
+    pub fn from_mime_type(mime: &str) -> Option<Self> {
+        let essence = mime.split(';').next().unwrap_or("").trim();
+        match essence.to_ascii_lowercase().as_str() {
+            "image/png" => Some(Self::Png),
+            "image/jpeg" | "image/jpg" => Some(Self::Jpeg),
+            "image/webp" => Some(Self::Webp),
+            _ => None,
+        }
+    }
+}
+
 /// `types.image-request`: the canonical, validated request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,6 +83,7 @@ pub struct ImageRequest {
     pub style: Option<String>,
     pub safety_threshold: Option<SafetyThreshold>,
     pub response_format: ResponseFormat,
+    pub output_format: Option<OutputFormat>,
 }
 
 /// `types.safety-setting`.
@@ -78,6 +110,8 @@ pub struct UpstreamVerdict {
     pub block_reason: Option<String>,
     pub finish_reason: Option<String>,
     pub ratings: Vec<SafetyRating>,
+    pub finish_message: Option<String>,
+    pub text: Option<String>,
 }
 
 /// `types.image`.
@@ -124,6 +158,7 @@ mod tests {
             style: None,
             safety_threshold: Some(SafetyThreshold::High),
             response_format: ResponseFormat::B64Json,
+            output_format: Some(OutputFormat::Jpeg),
         };
         let encoded = serde_json::to_value(&request).unwrap();
         assert_eq!(
@@ -131,12 +166,23 @@ mod tests {
             json!({
                 "model": "m", "upstream-model": "u", "prompt": "p", "n": 2,
                 "aspect-ratio": "1:1", "image-size": "1K", "style": null,
-                "safety-threshold": "high", "response-format": "b64-json"
+                "safety-threshold": "high", "response-format": "b64-json",
+                "output-format": "jpeg"
             })
         );
         assert_eq!(
             serde_json::from_value::<ImageRequest>(encoded).unwrap(),
             request
+        );
+        assert_eq!(
+            serde_json::to_value(UpstreamVerdict {
+                finish_message: Some("m".into()),
+                text: Some("t".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            json!({"block-reason": null, "finish-reason": null, "ratings": [],
+                   "finish-message": "m", "text": "t"})
         );
         assert_eq!(
             serde_json::to_value(ErrorType::NetworkError).unwrap(),

@@ -99,6 +99,26 @@ impl From<plain::ResponseFormat> for wit::ResponseFormat {
     }
 }
 
+impl From<wit::OutputFormat> for plain::OutputFormat {
+    fn from(f: wit::OutputFormat) -> Self {
+        match f {
+            wit::OutputFormat::Png => Self::Png,
+            wit::OutputFormat::Jpeg => Self::Jpeg,
+            wit::OutputFormat::Webp => Self::Webp,
+        }
+    }
+}
+
+impl From<plain::OutputFormat> for wit::OutputFormat {
+    fn from(f: plain::OutputFormat) -> Self {
+        match f {
+            plain::OutputFormat::Png => Self::Png,
+            plain::OutputFormat::Jpeg => Self::Jpeg,
+            plain::OutputFormat::Webp => Self::Webp,
+        }
+    }
+}
+
 impl From<wit::ImageRequest> for plain::ImageRequest {
     fn from(r: wit::ImageRequest) -> Self {
         Self {
@@ -111,6 +131,7 @@ impl From<wit::ImageRequest> for plain::ImageRequest {
             style: r.style,
             safety_threshold: r.safety_threshold.map(Into::into),
             response_format: r.response_format.into(),
+            output_format: r.output_format.map(Into::into),
         }
     }
 }
@@ -127,6 +148,7 @@ impl From<plain::ImageRequest> for wit::ImageRequest {
             style: r.style,
             safety_threshold: r.safety_threshold.map(Into::into),
             response_format: r.response_format.into(),
+            output_format: r.output_format.map(Into::into),
         }
     }
 }
@@ -145,6 +167,8 @@ impl From<plain::UpstreamVerdict> for wit::UpstreamVerdict {
                     blocked: r.blocked,
                 })
                 .collect(),
+            finish_message: v.finish_message,
+            text: v.text,
         }
     }
 }

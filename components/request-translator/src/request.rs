@@ -105,6 +105,7 @@ pub fn parse_request(body: &str) -> Result<ImageRequest, UserError> {
         style,
         safety_threshold,
         response_format,
+        output_format: None,
     })
 }
 

@@ -156,6 +156,8 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
             .and_then(|c| get_str(c, "finishReason", "finish_reason"))
             .map(str::to_string),
         ratings: Vec::new(),
+        finish_message: None,
+        text: None,
     };
     ratings(
         feedback.and_then(|f| get(f, "safetyRatings", "safety_ratings")),

@@ -6,8 +6,8 @@
 //! and payload-less cases as strings, variants with a payload as `{"case": payload}`).
 
 pub use aperture_policy_types::{
-    Generation, Image, ImageRequest, ResponseFormat, SafetyRating, SafetySetting, SafetyThreshold,
-    UpstreamVerdict, Usage,
+    Generation, Image, ImageRequest, OutputFormat, ResponseFormat, SafetyRating, SafetySetting,
+    SafetyThreshold, UpstreamVerdict, Usage,
 };
 use serde::{Deserialize, Serialize};
 

@@ -58,6 +58,7 @@ mod tests {
             style: style.map(Into::into),
             safety_threshold: None,
             response_format: ResponseFormat::B64Json,
+            output_format: None,
         }
     }
 

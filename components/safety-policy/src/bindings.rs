@@ -9,7 +9,7 @@ wit_bindgen::generate!({
 use crate::types as plain;
 use aperture::policy::types as wit;
 use exports::aperture::policy::safety::{
-    Block, Denial, Guest, PolicyConfig, ReviewOutcome, Screening,
+    Block, Denial, Guest, PolicyConfig, Refusal, ReviewOutcome, Screening,
 };
 
 struct Component;
@@ -53,6 +53,8 @@ impl Guest for Component {
                     blocked: r.blocked,
                 })
                 .collect(),
+            finish_message: verdict.finish_message,
+            text: verdict.text,
         };
         match crate::policy::review(&verdict) {
             plain::ReviewOutcome::Pass => ReviewOutcome::Pass,
@@ -60,6 +62,12 @@ impl Guest for Component {
                 reason: b.reason,
                 code: b.code,
                 categories: b.categories,
+            }),
+            plain::ReviewOutcome::NoImage(r) => ReviewOutcome::NoImage(Refusal {
+                message: r.message,
+                code: r.code,
+                error_type: r.error_type.into(),
+                status: r.status,
             }),
         }
     }
@@ -93,6 +101,22 @@ impl From<wit::ImageRequest> for plain::ImageRequest {
                 wit::ResponseFormat::B64Json => plain::ResponseFormat::B64Json,
                 wit::ResponseFormat::Url => plain::ResponseFormat::Url,
             },
+            output_format: r.output_format.map(|f| match f {
+                wit::OutputFormat::Png => plain::OutputFormat::Png,
+                wit::OutputFormat::Jpeg => plain::OutputFormat::Jpeg,
+                wit::OutputFormat::Webp => plain::OutputFormat::Webp,
+            }),
+        }
+    }
+}
+
+impl From<plain::ErrorType> for wit::ErrorType {
+    fn from(t: plain::ErrorType) -> Self {
+        match t {
+            plain::ErrorType::UserError => Self::UserError,
+            plain::ErrorType::ApiError => Self::ApiError,
+            plain::ErrorType::NetworkError => Self::NetworkError,
+            plain::ErrorType::SystemError => Self::SystemError,
         }
     }
 }

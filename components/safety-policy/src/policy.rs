@@ -129,6 +129,7 @@ mod tests {
             style: None,
             safety_threshold: None,
             response_format: ResponseFormat::B64Json,
+            output_format: None,
         }
     }
 
@@ -168,6 +169,7 @@ mod tests {
             block_reason: None,
             finish_reason: Some("STOP".into()),
             ratings: vec![rating("HARM_CATEGORY_HARASSMENT", "HIGH", false)],
+            ..Default::default()
         };
         assert_eq!(review(&pass), ReviewOutcome::Pass);
         assert_eq!(review(&UpstreamVerdict::default()), ReviewOutcome::Pass);
@@ -204,6 +206,7 @@ mod tests {
                 rating("HARM_CATEGORY_DANGEROUS_CONTENT", "LOW", true),
                 rating("HARM_CATEGORY_DANGEROUS_CONTENT", "LOW", true),
             ],
+            ..Default::default()
         };
         let ReviewOutcome::Blocked(b) = review(&v) else {
             panic!()

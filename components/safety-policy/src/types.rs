@@ -6,7 +6,8 @@
 //! and payload-less cases as strings, variants with a payload as `{"case": payload}`).
 
 pub use aperture_policy_types::{
-    ImageRequest, ResponseFormat, SafetyRating, SafetySetting, SafetyThreshold, UpstreamVerdict,
+    ErrorType, ImageRequest, OutputFormat, ResponseFormat, SafetyRating, SafetySetting,
+    SafetyThreshold, UpstreamVerdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +43,21 @@ pub struct Block {
     pub categories: Vec<String>,
 }
 
+/// `safety.refusal`: no image, for a reason that is not a safety block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Refusal {
+    pub message: String,
+    pub code: String,
+    pub error_type: ErrorType,
+    pub status: u16,
+}
+
 /// `safety.review-outcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReviewOutcome {
     Pass,
     Blocked(Block),
+    NoImage(Refusal),
 }
