@@ -77,6 +77,20 @@ pub enum GatewayError {
         /// Seconds for `Retry-After`, for 429/503.
         retry_after: Option<u64>,
     },
+    /// The upstream answered without an image for a reason that is not a safety
+    /// block (the model declined, recited, produced nothing), as the safety policy
+    /// reports it. A final outcome: never cached, never retried on another account.
+    #[error("{message}")]
+    NoImage {
+        /// What happened and what to do.
+        message: String,
+        /// `IMG_*` code (`IMG_NO_IMAGE`).
+        code: String,
+        /// `USER_ERROR` when rephrasing helps, else `API_ERROR`.
+        error_type: ErrorType,
+        /// The client status.
+        status: u16,
+    },
     /// An admin API request that cannot be carried out (unknown account, duplicate label, bad input).
     #[error("{message}")]
     Admin {
@@ -142,8 +156,11 @@ impl GatewayError {
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             InvalidRequest { .. } | SafetyBlocked { .. } => StatusCode::BAD_REQUEST,
-            Upstream { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            Upstream { status, .. } | NoImage { status, .. } => {
+                StatusCode::from_u16(*status)
+                    .ok()
+                    .filter(|s| s.is_client_error() || s.is_server_error())
+                    .unwrap_or(StatusCode::BAD_GATEWAY)
             }
             Admin { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
@@ -167,7 +184,7 @@ impl GatewayError {
             | InvalidRequest { .. }
             | SafetyBlocked { .. }
             | Admin { .. } => ErrorType::UserError,
-            Upstream { error_type, .. } => *error_type,
+            Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
             NoAccounts | Policy(_) | Storage(_) | Internal(_) => ErrorType::SystemError,
         }
@@ -182,7 +199,7 @@ impl GatewayError {
             BodyTimeout { .. } => "IMG_REQUEST_TIMEOUT",
             NotFound(_) => "IMG_NOT_FOUND",
             MethodNotAllowed { .. } => "IMG_METHOD_NOT_ALLOWED",
-            InvalidRequest { code, .. } | Upstream { code, .. } => code,
+            InvalidRequest { code, .. } | Upstream { code, .. } | NoImage { code, .. } => code,
             SafetyBlocked { .. } => "IMG_SAFETY_BLOCKED",
             Admin { code, .. } => code,
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
@@ -224,6 +241,10 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { param, .. } => param.as_deref(),
             GatewayError::SafetyBlocked { .. } => Some("prompt"),
+            GatewayError::NoImage {
+                error_type: ErrorType::UserError,
+                ..
+            } => Some("prompt"),
             _ => None,
         }
     }

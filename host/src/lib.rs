@@ -7,6 +7,7 @@ pub mod admin_client;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod errors;
 pub mod gateway;
 pub mod generated;

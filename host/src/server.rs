@@ -18,9 +18,6 @@ use crate::app::App;
 use crate::errors::GatewayError;
 use crate::gateway::{self, Ctx};
 
-/// Models this gateway serves, for `GET /v1/models`.
-pub const MODELS: &[&str] = &["gemini-3-pro-image", "gemini-2.5-flash-image"];
-
 /// Serve on `listener` until `shutdown` resolves; then stop accepting and let
 /// in-flight requests finish (up to 30 s).
 pub async fn serve(
@@ -209,11 +206,12 @@ pub fn json_response(
     response
 }
 
-/// `GET /v1/models`.
+/// `GET /v1/models`: every id the default translator accepts, from the one model
+/// table it is built from (`aperture-models`).
 pub fn models(request_id: &str) -> Response<Full<Bytes>> {
-    let data: Vec<_> = MODELS
+    let data: Vec<_> = aperture_models::MODELS
         .iter()
-        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "google"}))
+        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": "google"}))
         .collect();
     json_response(
         StatusCode::OK,

@@ -52,7 +52,7 @@ async fn miss_then_hit_and_bypass() {
     assert_eq!(as_url.cache(), "HIT");
     assert!(body["data"][0]["url"]
         .as_str()
-        .is_some_and(|u| u.starts_with("data:image/png;base64,")));
+        .is_some_and(|u| u.starts_with("data:image/jpeg;base64,")));
     assert_eq!(emu.calls(), 3);
 }
 

@@ -72,7 +72,7 @@ async fn success_has_openai_shape_and_right_pixel_sizes() {
     let body = r.ok();
     let url = body["data"][0]["url"].as_str().expect("data[0].url");
     assert!(
-        url.starts_with("data:image/png;base64,"),
+        url.starts_with("data:image/jpeg;base64,"),
         "{}",
         &url[..40.min(url.len())]
     );
@@ -103,7 +103,17 @@ async fn models_and_healthz() {
         .iter()
         .filter_map(|m| m["id"].as_str())
         .collect();
-    assert!(ids.contains(&"gemini-3-pro-image"), "{body:#}");
+    // One source of truth: exactly the ids the translator accepts.
+    let accepted: Vec<&str> = aperture_models::MODELS.iter().map(|m| m.id).collect();
+    assert_eq!(ids, accepted, "{body:#}");
+    assert!(ids.contains(&"gemini-3.1-flash-image"), "{body:#}");
+    for id in &ids {
+        let r = s
+            .gw
+            .generate(json!({"prompt": "a model check", "model": id}))
+            .await;
+        assert_eq!(r.status, 200, "every listed model generates: {id}: {}", r.brief());
+    }
 
     let r = get(&format!("{}/v1/models", s.gw.url), None).await;
     r.error(401, "IMG_UNAUTHORIZED");

@@ -510,34 +510,51 @@ pub async fn get(url: &str, key: Option<&str>) -> Resp {
     request("GET", url, &headers, Vec::new()).await
 }
 
-/// Decode a base64 PNG: (width, height), after decoding every pixel.
-pub fn png_size(b64: &str) -> (u32, u32) {
+/// Decode a base64 image of any format the gateway serves (PNG, JPEG, WebP):
+/// its format and (width, height), after decoding every pixel.
+pub fn decoded_image(b64: &str) -> (image::ImageFormat, (u32, u32)) {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .expect("image is base64");
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().expect("image is a PNG");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader.next_frame(&mut buf).expect("PNG pixel data decodes");
-    (frame.width, frame.height)
+    let format = image::guess_format(&bytes).expect("image data has a known format");
+    let img = image::load_from_memory(&bytes).expect("image pixel data decodes");
+    (format, (img.width(), img.height()))
 }
 
-/// The pixel sizes of every image of an OpenAI response (`b64_json` or data-URI `url`).
-pub fn image_sizes(body: &Value) -> Vec<(u32, u32)> {
+/// The base64 data and MIME type of every image of an OpenAI response (`b64_json`,
+/// whose format the response's `output_format` names, or a data-URI `url`).
+pub fn images(body: &Value) -> Vec<(String, String)> {
+    let format = body["output_format"].as_str().unwrap_or("png");
     body["data"]
         .as_array()
         .expect("data[]")
         .iter()
         .map(|d| {
             if let Some(b64) = d["b64_json"].as_str() {
-                png_size(b64)
+                (format!("image/{format}"), b64.to_string())
             } else {
                 let url = d["url"].as_str().expect("b64_json or url");
-                let b64 = url
-                    .strip_prefix("data:image/png;base64,")
-                    .unwrap_or_else(|| panic!("url is not a PNG data URI: {}", &url[..40]));
-                png_size(b64)
+                let rest = url.strip_prefix("data:").expect("url is a data URI");
+                let (mime, b64) = rest.split_once(";base64,").expect("url is a base64 data URI");
+                (mime.to_string(), b64.to_string())
             }
+        })
+        .collect()
+}
+
+/// The pixel sizes of every image of an OpenAI response, checking that each
+/// decodes as the format the response names.
+pub fn image_sizes(body: &Value) -> Vec<(u32, u32)> {
+    images(body)
+        .iter()
+        .map(|(mime, b64)| {
+            let (format, size) = decoded_image(b64);
+            assert_eq!(
+                format.to_mime_type(),
+                mime,
+                "the image's bytes are the format the response names"
+            );
+            size
         })
         .collect()
 }

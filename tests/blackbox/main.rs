@@ -11,3 +11,4 @@ mod errors;
 mod generation;
 mod logs;
 mod safety;
+mod shapes;

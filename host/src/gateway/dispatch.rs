@@ -12,7 +12,35 @@ use super::interpret::{self, CallResult};
 use crate::app::{blocking, now_ms, App};
 use crate::errors::GatewayError;
 use crate::generated::Generated;
-use crate::policy::{ImageRequest, SafetySetting};
+use crate::policy::{ImageRequest, OutputFormat, SafetySetting};
+
+/// The most images one request may ask for, whatever the translator says.
+pub const MAX_N: u8 = 10;
+
+/// The host does not trust the translator's output with its own resources: `n`
+/// is capped and the upstream model id must be a plain Gemini model name before
+/// it goes into the upstream URL.
+fn check_request(request: &ImageRequest) -> Result<(), GatewayError> {
+    if request.n == 0 || request.n > MAX_N {
+        return Err(GatewayError::Policy(format!(
+            "the translator asked for {} images; the gateway allows 1 to {MAX_N}",
+            request.n
+        )));
+    }
+    let model = &request.upstream_model;
+    let plain = !model.is_empty()
+        && model.len() <= 100
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !model.starts_with('.');
+    if !plain {
+        return Err(GatewayError::Policy(format!(
+            "the translator named the upstream model {model:?}, which is not a plain Gemini model id"
+        )));
+    }
+    Ok(())
+}
 
 /// What one image's calls amounted to, with who made them.
 struct ImageAttempts {
@@ -37,17 +65,19 @@ pub async fn run(
     settings: Vec<SafetySetting>,
     report: &mut DispatchReport,
 ) -> Result<Generated, GatewayError> {
+    check_request(request)?;
     let (app2, req) = (app.clone(), request.clone());
     let body: Arc<str> = blocking(move || app2.policies.build_upstream_body(&req, &settings))
         .await??
         .into();
     let model: Arc<str> = request.upstream_model.clone().into();
     let mut tasks = JoinSet::new();
-    for index in 0..request.n.max(1) {
+    for index in 0..request.n {
         let (app, body, model) = (app.clone(), body.clone(), model.clone());
-        tasks.spawn(async move { (index, one_image(app, body, model).await) });
+        let format = request.output_format;
+        tasks.spawn(async move { (index, one_image(app, body, model, format).await) });
     }
-    let mut slots: Vec<Option<ImageAttempts>> = (0..request.n.max(1)).map(|_| None).collect();
+    let mut slots: Vec<Option<ImageAttempts>> = (0..request.n).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, attempts)) => {
@@ -71,7 +101,13 @@ pub async fn run(
             }
         }
         match attempts.result {
-            Ok(call) => {
+            Ok(mut call) => {
+                // Each call was asked for ONE image; a model that sends several
+                // finals (2.5 Flash may) still gives the client `n`, not more.
+                if call.images.len() > 1 {
+                    tracing::debug!(extra = call.images.len() - 1, "upstream sent several final images for one; keeping the first");
+                    call.images.truncate(1);
+                }
                 generated.images.extend(call.images);
                 if generated.revised_prompt.is_none() {
                     generated.revised_prompt = call.revised_prompt;
@@ -95,7 +131,12 @@ pub async fn run(
 /// Calls for one image. An account whose failure was its own (quota, bad key) is
 /// not tried again for this image; an upstream hiccup (5xx, network) may be retried
 /// on any account, the pool's rotation permitting.
-async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttempts {
+async fn one_image(
+    app: Arc<App>,
+    body: Arc<str>,
+    model: Arc<str>,
+    output_format: Option<OutputFormat>,
+) -> ImageAttempts {
     let mut excluded: Vec<u64> = Vec::new();
     let mut accounts = Vec::new();
     let mut last: Option<GatewayError> = None;
@@ -132,7 +173,7 @@ async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttem
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
                 let (app2, bytes) = (app.clone(), reply.body.clone());
-                let result = blocking(move || interpret::success(&app2, &bytes))
+                let result = blocking(move || interpret::success(&app2, &bytes, output_format))
                     .await
                     .and_then(|r| r);
                 match result {
@@ -146,6 +187,7 @@ async fn one_image(app: Arc<App>, body: Arc<str>, model: Arc<str>) -> ImageAttem
                     }
                     // The account worked; the content was refused or unusable.
                     Err(e @ GatewayError::SafetyBlocked { .. })
+                    | Err(e @ GatewayError::NoImage { .. })
                     | Err(e @ GatewayError::Policy(_)) => {
                         app.accounts.record_success(lease.id, now_ms());
                         return ImageAttempts {

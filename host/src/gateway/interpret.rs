@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::errors::GatewayError;
 use crate::generated::{GenImage, TokenUsage};
 use crate::policy::{
-    blobs, AccountAction, Classification, ErrorType, Failure, HttpFailure, ReviewOutcome,
+    blobs, AccountAction, Classification, ErrorType, Failure, HttpFailure, OutputFormat, ReviewOutcome,
     TransportFailure, TransportKind, UpstreamOutcome,
 };
 use crate::upstream::{Reply, TransportError};
@@ -27,9 +27,14 @@ pub struct CallResult {
     pub usage: TokenUsage,
 }
 
-/// What a 200 answer amounts to: images, a safety block, or an unusable answer.
-/// Runs component calls: call it from `blocking`.
-pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
+/// What a 200 answer amounts to: images (in `output_format` when the client asked
+/// for one), a safety block, a refusal, or an unusable answer.
+/// Runs component calls and image conversion: call it from `blocking`.
+pub fn success(
+    app: &App,
+    body: &Bytes,
+    output_format: Option<OutputFormat>,
+) -> Result<CallResult, GatewayError> {
     let malformed = |detail: String| {
         GatewayError::Upstream {
         error_type: ErrorType::ApiError,
@@ -41,8 +46,7 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
     };
     let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
-    let mut data = Vec::new();
-    blobs::extract(&mut value, &mut data);
+    let mut blobs = blobs::extract(&mut value);
     let outcome = app
         .policies
         .parse_response(&value.to_string())?
@@ -51,15 +55,22 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
         UpstreamOutcome::Images(generation) => {
             let mut images = Vec::with_capacity(generation.images.len());
             for image in generation.images {
-                let slot = data.get_mut(image.blob as usize).ok_or_else(|| {
-                    GatewayError::Policy(format!("the translator referred to blob {} which does not exist", image.blob))
-                })?;
                 // Move the (megabytes of) base64 out rather than copy it.
-                let b64 = std::mem::take(slot);
-                if b64.is_empty() {
-                    return Err(GatewayError::Policy(format!("the translator listed blob {} twice", image.blob)));
-                }
-                images.push(GenImage { mime_type: image.mime_type, b64 });
+                let b64 = blobs
+                    .take_image(image.blob)
+                    .map_err(|e| GatewayError::Policy(format!("the translator's answer: {e}")))?;
+                let image = GenImage { mime_type: image.mime_type, b64 };
+                let image = match output_format {
+                    None => image,
+                    Some(format) => crate::convert::to_format(image, format).map_err(|e| GatewayError::Upstream {
+                        error_type: ErrorType::ApiError,
+                        code: "IMG_UPSTREAM_MALFORMED".into(),
+                        status: 502,
+                        message: format!("{e}; try again, or ask for the format the model sends (omit output_format)"),
+                        retry_after: None,
+                    })?,
+                };
+                images.push(image);
             }
             let u = generation.usage;
             Ok(CallResult {
@@ -77,7 +88,14 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
             ReviewOutcome::Blocked(block) => {
                 Err(GatewayError::SafetyBlocked { reason: block.reason, categories: block.categories, local: false })
             }
-            ReviewOutcome::Pass => Err(GatewayError::Upstream {
+            ReviewOutcome::NoImage(refusal) => Err(GatewayError::NoImage {
+                message: refusal.message,
+                code: refusal.code,
+                error_type: refusal.error_type,
+                status: refusal.status,
+            }),
+            // The policy saw nothing wrong, yet there is no image: still a refusal.
+            ReviewOutcome::Pass => Err(GatewayError::NoImage {
                 error_type: ErrorType::ApiError,
                 code: "IMG_NO_IMAGE".into(),
                 status: 502,
@@ -85,7 +103,6 @@ pub fn success(app: &App, body: &Bytes) -> Result<CallResult, GatewayError> {
                     "the model returned no image (finish reason {}); try again or rephrase the prompt",
                     verdict.finish_reason.as_deref().unwrap_or("none")
                 ),
-                retry_after: None,
             }),
         },
     }

@@ -10,14 +10,20 @@ use super::ctx::{CacheStatus, Ctx};
 use crate::app::{blocking, now_ms, App};
 use crate::config::threshold_name;
 use crate::generated::Generated;
-use crate::policy::{hex, ImageRequest, SafetyThreshold};
+use crate::policy::{hex, ImageRequest, OutputFormat, SafetyThreshold};
 
 /// sha256 over every field that changes the images (not `response_format`),
 /// each length-prefixed so no two requests can collide by concatenation.
 pub fn cache_key(namespace: &str, req: &ImageRequest, threshold: SafetyThreshold) -> CacheKey {
     let mut h = Sha256::new();
     let n = [req.n];
-    let fields: [&[u8]; 9] = [
+    let format: &[u8] = match req.output_format {
+        None => b"",
+        Some(OutputFormat::Png) => b"png",
+        Some(OutputFormat::Jpeg) => b"jpeg",
+        Some(OutputFormat::Webp) => b"webp",
+    };
+    let fields: [&[u8]; 10] = [
         namespace.as_bytes(),
         req.model.as_bytes(),
         req.upstream_model.as_bytes(),
@@ -27,6 +33,7 @@ pub fn cache_key(namespace: &str, req: &ImageRequest, threshold: SafetyThreshold
         req.image_size.as_bytes(),
         req.style.as_deref().unwrap_or("").as_bytes(),
         threshold_name(threshold).as_bytes(),
+        format,
     ];
     for f in fields {
         h.update((f.len() as u64).to_le_bytes());

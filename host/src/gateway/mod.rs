@@ -85,11 +85,16 @@ pub async fn generate(
     for a in &report.accounts {
         ctx.used_account(a);
     }
-    match (&outcome, led) {
+    // Render before storing: a result the translator cannot render is never cached.
+    let rendered = match &outcome {
+        Ok(generated) => respond::run(app, ctx, generated.clone(), request.response_format).await,
+        Err(e) => Err(e.clone()),
+    };
+    match (&outcome, &rendered, led) {
         // Store after answering: the cache write (an fsync) is off the client's path.
         // The in-flight entry stays until it lands, so a repeat meanwhile is served
         // the same result rather than generating again. Shutdown waits for these writes.
-        (Ok(generated), true) => {
+        (Ok(generated), Ok(_), true) => {
             let (app2, generated, request_id) =
                 (app.clone(), generated.clone(), ctx.request_id.clone());
             app.background.spawn(async move {
@@ -97,9 +102,9 @@ pub async fn generate(
                 app2.inflight.release(&key, &cell);
             });
         }
-        (Err(_), true) => app.inflight.release(&key, &cell),
+        (_, _, true) => app.inflight.release(&key, &cell),
         // A follower leaves the entry to its leader.
-        (_, false) => {}
+        (_, _, false) => {}
     }
-    respond::run(app, ctx, outcome?, request.response_format).await
+    rendered
 }

@@ -44,8 +44,10 @@ pub async fn run(
         };
         let json = app2.policies.build_response(&generation, format, created)?;
         let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
-        blobs::splice(&json, &data)
-            .map_err(|e| GatewayError::Policy(format!("the translator's response: {e}")))
+        blobs::splice(&json, &data).map_err(|e| {
+            tracing::error!(error = %e, "the translator's response could not be completed");
+            GatewayError::Policy(format!("the translator's response: {e}"))
+        })
     })
     .await??;
     let mut response = Response::new(Full::new(Bytes::from(body)));

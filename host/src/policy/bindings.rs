@@ -39,10 +39,10 @@ pub use classifier::exports::aperture::policy::classifier::{
     AccountAction, Classification, Failure, HttpFailure, TransportFailure, TransportKind,
 };
 pub use safety::exports::aperture::policy::safety::{
-    Block, Denial, PolicyConfig, ReviewOutcome, Screening,
+    Block, Denial, PolicyConfig, Refusal, ReviewOutcome, Screening,
 };
 pub use translator::aperture::policy::types::{
-    ErrorType, Generation, Image, ImageRequest, ResponseFormat, SafetyRating, SafetySetting,
+    ErrorType, Generation, Image, ImageRequest, OutputFormat, ResponseFormat, SafetyRating, SafetySetting,
     SafetyThreshold, UpstreamVerdict, Usage,
 };
 pub use translator::exports::aperture::policy::translator::{UpstreamOutcome, UserError};

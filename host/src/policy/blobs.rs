@@ -1,105 +1,254 @@
-//! Blob tokens: image bytes never cross into components. Long strings in an
-//! upstream body are swapped for `aperture-blob:<id>` before a component sees it,
-//! and spliced back into whatever JSON a component produces.
+//! Blob tokens: image bytes never cross into components. Before a component sees an
+//! upstream body, the host swaps image data and opaque thought signatures for
+//! `aperture-blob:<id>` *by their place in the body* (never by length: text parts
+//! can be long too), and after the translator renders the client response it
+//! splices image data back *only where images are rendered* (`data[i].b64_json`,
+//! the tail of a `data[i].url` data URI). Text that merely looks like a token — a
+//! client's prompt echoed by the model, say — is never replaced, so it cannot be
+//! forged into an image or into an error.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The token prefix (see `wit/types.wit`).
 pub const TOKEN_PREFIX: &str = "aperture-blob:";
 
-/// Strings at least this long are moved out of bodies handed to components.
-pub const MIN_BLOB_LEN: usize = 256;
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// Base64 image data (`inlineData.data`).
+    Image,
+    /// An opaque `thoughtSignature` (real ones run to ~1.4 MB of base64).
+    Signature,
+}
+
+/// The values taken out of one upstream body, indexed by blob id.
+#[derive(Debug, Default)]
+pub struct Blobs {
+    items: Vec<(BlobKind, String)>,
+}
+
+/// A blob id that a component used where it may not.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlobError {
+    /// The id names no blob.
+    #[error("component output refers to blob {0}, which does not exist")]
+    Unknown(u32),
+    /// The id names a thought signature, not image data.
+    #[error("component output uses blob {0} as an image, but it is a thought signature")]
+    NotAnImage(u32),
+    /// The same image was listed twice.
+    #[error("component output lists blob {0} twice")]
+    Twice(u32),
+}
+
+impl Blobs {
+    /// Number of blobs taken out.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when the body carried no image data or signature.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Move the image data of blob `id` out (no copy of the megabytes). A blob can be
+    /// taken once; a signature is never image data.
+    pub fn take_image(&mut self, id: u32) -> Result<String, BlobError> {
+        let (kind, data) = self
+            .items
+            .get_mut(id as usize)
+            .ok_or(BlobError::Unknown(id))?;
+        if *kind != BlobKind::Image {
+            return Err(BlobError::NotAnImage(id));
+        }
+        if data.is_empty() {
+            return Err(BlobError::Twice(id));
+        }
+        Ok(std::mem::take(data))
+    }
+
+    fn push(&mut self, kind: BlobKind, slot: &mut String) {
+        let id = self.items.len();
+        self.items.push((kind, std::mem::replace(slot, token(id))));
+    }
+}
 
 /// The token for blob `id`.
 pub fn token(id: usize) -> String {
     format!("{TOKEN_PREFIX}{id}")
 }
 
-/// Replace every string of at least [`MIN_BLOB_LEN`] bytes in `value` by a token,
-/// appending the string to `blobs` (ids continue from `blobs.len()`).
-pub fn extract(value: &mut Value, blobs: &mut Vec<String>) {
-    match value {
-        Value::String(s) if s.len() >= MIN_BLOB_LEN => {
-            let id = blobs.len();
-            blobs.push(std::mem::replace(s, token(id)));
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| extract(v, blobs)),
-        Value::Object(map) => map.values_mut().for_each(|v| extract(v, blobs)),
-        _ => {}
+/// `obj[camel]` or `obj[snake]` (the REST API accepts both spellings).
+fn field_mut<'a>(obj: &'a mut Map<String, Value>, camel: &str, snake: &str) -> Option<&'a mut Value> {
+    if obj.contains_key(camel) {
+        obj.get_mut(camel)
+    } else {
+        obj.get_mut(snake)
     }
 }
 
-/// A token in component output that names no blob.
-#[derive(Debug, thiserror::Error)]
-#[error("component output refers to blob {0}, which does not exist")]
-pub struct UnknownBlob(pub usize);
-
-/// Splice blobs into `json` (component output): a token is replaced where it is a
-/// whole JSON string (`"aperture-blob:3"`) or ends a data URI (`"data:...;base64,aperture-blob:3"`).
-/// Blob contents are base64, which needs no JSON escaping.
-pub fn splice<S: AsRef<str>>(json: &str, blobs: &[S]) -> Result<String, UnknownBlob> {
-    let extra: usize = blobs.iter().map(|b| b.as_ref().len()).sum();
-    let mut out = String::with_capacity(json.len() + extra);
-    let mut rest = json;
-    while let Some(at) = rest.find(TOKEN_PREFIX) {
-        let (before, after) = rest.split_at(at);
-        let digits = after[TOKEN_PREFIX.len()..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        let end = TOKEN_PREFIX.len() + digits;
-        let closed = after[end..].starts_with('"');
-        let opened = before.ends_with('"') || before.ends_with("base64,");
-        match (digits > 0 && closed && opened)
-            .then(|| after[TOKEN_PREFIX.len()..end].parse::<usize>().ok())
-            .flatten()
-        {
-            Some(id) => {
-                let blob = blobs.get(id).ok_or(UnknownBlob(id))?;
-                out.push_str(before);
-                out.push_str(blob.as_ref());
-                rest = &after[end..];
+/// Take image data and thought signatures out of a `generateContent` response by
+/// their place: `candidates[*].content.parts[*]` `inlineData.data` (image data) and
+/// `thoughtSignature` (signatures), in either spelling. Every other value — text
+/// of any length, unexpected fields — stays where it is.
+pub fn extract(body: &mut Value) -> Blobs {
+    let mut blobs = Blobs::default();
+    let Some(candidates) = body
+        .as_object_mut()
+        .and_then(|o| o.get_mut("candidates"))
+        .and_then(Value::as_array_mut)
+    else {
+        return blobs;
+    };
+    for candidate in candidates {
+        let Some(parts) = candidate
+            .as_object_mut()
+            .and_then(|c| c.get_mut("content"))
+            .and_then(Value::as_object_mut)
+            .and_then(|c| c.get_mut("parts"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(Value::String(data)) = field_mut(part, "inlineData", "inline_data")
+                .and_then(Value::as_object_mut)
+                .and_then(|inline| inline.get_mut("data"))
+            {
+                blobs.push(BlobKind::Image, data);
             }
-            None => {
-                out.push_str(before);
-                out.push_str(TOKEN_PREFIX);
-                rest = &after[TOKEN_PREFIX.len()..];
+            if let Some(Value::String(sig)) =
+                field_mut(part, "thoughtSignature", "thought_signature")
+            {
+                blobs.push(BlobKind::Signature, sig);
             }
         }
     }
-    out.push_str(rest);
-    Ok(out)
+    blobs
+}
+
+/// The id in a whole-string token `aperture-blob:<digits>`.
+fn token_id(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix(TOKEN_PREFIX)?;
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Splice image data into the translator's rendered response: each `data[i]`'s
+/// `b64_json`, when it is exactly a token, and its `url`, when it is a `data:` URI
+/// whose payload after `base64,` is exactly a token. Nothing else is touched.
+/// `images[id]` is the base64 for blob `id`.
+pub fn splice<S: AsRef<str>>(json: &str, images: &[S]) -> Result<String, SpliceError> {
+    let mut value: Value = serde_json::from_str(json).map_err(|_| SpliceError::NotJson)?;
+    let image = |id: u32| -> Result<&str, SpliceError> {
+        images
+            .get(id as usize)
+            .map(AsRef::as_ref)
+            .ok_or(SpliceError::Blob(BlobError::Unknown(id)))
+    };
+    if let Some(items) = value.get_mut("data").and_then(Value::as_array_mut) {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(Value::String(b64)) = item.get_mut("b64_json") {
+                if let Some(id) = token_id(b64) {
+                    *b64 = image(id)?.to_string();
+                }
+            }
+            if let Some(Value::String(url)) = item.get_mut("url") {
+                if let Some((head, tail)) = url.rsplit_once("base64,") {
+                    if let (true, Some(id)) = (head.starts_with("data:"), token_id(tail)) {
+                        let data = image(id)?;
+                        let mut spliced = String::with_capacity(head.len() + 7 + data.len());
+                        spliced.push_str(head);
+                        spliced.push_str("base64,");
+                        spliced.push_str(data);
+                        *url = spliced;
+                    }
+                }
+            }
+        }
+    }
+    serde_json::to_string(&value).map_err(|_| SpliceError::NotJson)
+}
+
+/// Why a rendered response could not be completed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpliceError {
+    /// The translator's output is not JSON.
+    #[error("the translator's response is not JSON")]
+    NotJson,
+    /// A token names no image.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn long_strings_become_tokens_and_short_ones_stay() {
-        let long = "A".repeat(MIN_BLOB_LEN);
-        let mut v =
-            serde_json::json!({"parts": [{"text": "hi"}, {"inlineData": {"data": long.clone()}}]});
-        let mut blobs = vec!["earlier".to_string()];
-        extract(&mut v, &mut blobs);
-        assert_eq!(v["parts"][1]["inlineData"]["data"], "aperture-blob:1");
-        assert_eq!(v["parts"][0]["text"], "hi");
-        assert_eq!(blobs, vec!["earlier".to_string(), long]);
+    fn image_data_and_signatures_become_tokens_by_place_and_text_never() {
+        let long_text = "日".repeat(400);
+        let mut body = json!({"candidates": [{"content": {"parts": [
+            {"text": long_text.clone(), "thoughtSignature": "SIG"},
+            {"inlineData": {"mimeType": "image/png", "data": "QUJD"}, "thought": true},
+            {"inline_data": {"mime_type": "image/jpeg", "data": "REVG"}, "thought_signature": "SIG2"},
+            {"text": "aperture-blob:0"}
+        ]}}]});
+        let mut blobs = extract(&mut body);
+        let parts = &body["candidates"][0]["content"]["parts"];
+        assert_eq!(parts[0]["text"], long_text.as_str());
+        assert_eq!(parts[0]["thoughtSignature"], "aperture-blob:0");
+        assert_eq!(parts[1]["inlineData"]["data"], "aperture-blob:1");
+        assert_eq!(parts[2]["inline_data"]["data"], "aperture-blob:2");
+        assert_eq!(parts[2]["thought_signature"], "aperture-blob:3");
+        assert_eq!(parts[3]["text"], "aperture-blob:0");
+        assert_eq!(blobs.len(), 4);
+        assert_eq!(blobs.take_image(0), Err(BlobError::NotAnImage(0)));
+        assert_eq!(blobs.take_image(2).unwrap(), "REVG");
+        assert_eq!(blobs.take_image(2), Err(BlobError::Twice(2)));
+        assert_eq!(blobs.take_image(9), Err(BlobError::Unknown(9)));
     }
 
     #[test]
-    fn splice_replaces_whole_values_and_data_uri_tails_only() {
-        let blobs = ["QUJD", "REVG"];
-        let json = r#"{"a":"aperture-blob:0","b":"data:image/png;base64,aperture-blob:1","c":"see aperture-blob:0 here"}"#;
-        let out = splice(json, &blobs).unwrap();
+    fn bodies_without_candidates_or_parts_give_no_blobs() {
+        for mut body in [
+            json!({"promptFeedback": {"blockReason": "OTHER"}}),
+            json!({"candidates": [{"content": {}}, {"content": {"parts": null}}, {}]}),
+            json!([1, 2]),
+        ] {
+            assert!(extract(&mut body).is_empty());
+        }
+    }
+
+    #[test]
+    fn splice_replaces_only_rendered_images() {
+        let json = r#"{"data":[{"b64_json":"aperture-blob:0","revised_prompt":"aperture-blob:1"},
+            {"url":"data:image/jpeg;base64,aperture-blob:1","revised_prompt":"see aperture-blob:0"}],
+            "note":"aperture-blob:0"}"#;
+        let out: Value = serde_json::from_str(&splice(json, &["QUJD", "REVG"]).unwrap()).unwrap();
         assert_eq!(
             out,
-            r#"{"a":"QUJD","b":"data:image/png;base64,REVG","c":"see aperture-blob:0 here"}"#
+            json!({"data": [{"b64_json": "QUJD", "revised_prompt": "aperture-blob:1"},
+                {"url": "data:image/jpeg;base64,REVG", "revised_prompt": "see aperture-blob:0"}],
+                "note": "aperture-blob:0"})
         );
     }
 
     #[test]
-    fn splice_rejects_unknown_blob_ids() {
-        assert!(splice(r#"{"a":"aperture-blob:7"}"#, &["x"]).is_err());
+    fn splice_rejects_unknown_ids_and_non_json() {
+        assert_eq!(
+            splice(r#"{"data":[{"b64_json":"aperture-blob:7"}]}"#, &["x"]),
+            Err(SpliceError::Blob(BlobError::Unknown(7)))
+        );
+        assert_eq!(splice("not json", &["x"]), Err(SpliceError::NotJson));
+        // A token with trailing text is not a token.
+        assert_eq!(
+            splice(r#"{"data":[{"b64_json":"aperture-blob:0x"}]}"#, &["x"]).unwrap(),
+            r#"{"data":[{"b64_json":"aperture-blob:0x"}]}"#
+        );
     }
 }

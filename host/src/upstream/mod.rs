@@ -94,6 +94,8 @@ impl Gemini {
             .uri(uri)
             .header("content-type", "application/json")
             .header("x-goog-api-key", api_key)
+            // Google gzips its (pretty-printed, megabyte) answers when asked.
+            .header("accept-encoding", "gzip")
             .header(
                 "user-agent",
                 concat!("aperture/", env!("CARGO_PKG_VERSION")),
@@ -107,6 +109,11 @@ impl Gemini {
                 .await
                 .map_err(classify_transport)?;
             let status = response.status().as_u16();
+            let gzipped = response
+                .headers()
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
             let headers = response
                 .headers()
                 .iter()
@@ -122,6 +129,13 @@ impl Gemini {
                 .await
                 .map_err(|e| TransportError::Protocol(format!("reading the response body: {e}")))?
                 .to_bytes();
+            let body = if gzipped {
+                tokio::task::spawn_blocking(move || gunzip(&body))
+                    .await
+                    .map_err(|e| TransportError::Protocol(format!("decoding the response: {e}")))??
+            } else {
+                body
+            };
             Ok(Reply {
                 status,
                 headers,
@@ -140,6 +154,22 @@ impl Gemini {
 
 /// Sort a client error by what is in its source chain: a rustls error is TLS, an
 /// I/O timeout is a timeout, anything before a connection exists is a connect error.
+/// Decode a gzip body, refusing to inflate past [`MAX_UPSTREAM_BODY`].
+fn gunzip(body: &[u8]) -> Result<Bytes, TransportError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(3));
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_UPSTREAM_BODY as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| TransportError::Protocol(format!("the gzip-encoded response is damaged: {e}")))?;
+    if out.len() > MAX_UPSTREAM_BODY {
+        return Err(TransportError::Protocol(format!(
+            "the gzip-encoded response inflates past {MAX_UPSTREAM_BODY} bytes"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
 fn classify_transport(e: hyper_util::client::legacy::Error) -> TransportError {
     let chain = error_chain(&e);
     // Walk the sources, and inside each io::Error its wrapped error (connectors wrap
