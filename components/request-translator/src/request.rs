@@ -1,70 +1,40 @@
 //! Parsing and validation of an OpenAI `POST /v1/images/generations` body into the
 //! canonical [`ImageRequest`].
 
+use aperture_models::{Family, Model};
 use serde_json::{Map, Value};
 
-use crate::aspect;
-use crate::types::{ImageRequest, ResponseFormat, SafetyThreshold, UserError};
+use crate::aspect::{self, SizeRatio};
+use crate::types::{ImageRequest, OutputFormat, ResponseFormat, SafetyThreshold, UserError};
 
 /// The `IMG_*` code for every malformed request.
 pub const CODE_INVALID_REQUEST: &str = "IMG_INVALID_REQUEST";
 /// The `IMG_*` code for a model this gateway does not serve.
 pub const CODE_UNSUPPORTED_MODEL: &str = "IMG_UNSUPPORTED_MODEL";
 /// The model used when the client names none (or an OpenAI model alias).
-pub const DEFAULT_MODEL: &str = "gemini-3-pro-image";
+pub const DEFAULT_MODEL: &str = aperture_models::DEFAULT_MODEL;
 /// The longest prompt accepted, in characters (after trimming).
 pub const MAX_PROMPT_CHARS: usize = 32_000;
 /// The most images one request may ask for.
 pub const MAX_N: u64 = 10;
 
-/// One model a client may name: (requested id, reported model, upstream model id).
-const MODELS: [(&str, &str, &str); 4] = [
-    (
-        "gemini-3-pro-image",
-        "gemini-3-pro-image",
-        "gemini-3-pro-image-preview",
-    ),
-    (
-        "gemini-3-pro-image-preview",
-        "gemini-3-pro-image",
-        "gemini-3-pro-image-preview",
-    ),
-    (
-        "gemini-2.5-flash-image",
-        "gemini-2.5-flash-image",
-        "gemini-2.5-flash-image",
-    ),
-    (
-        "gemini-2.5-flash-image-preview",
-        "gemini-2.5-flash-image-preview",
-        "gemini-2.5-flash-image-preview",
-    ),
-];
+/// Every `imageSize` spelling any model accepts (the client's spelling is upper-cased).
+const ALL_IMAGE_SIZES: [&str; 4] = ["512", "1K", "2K", "4K"];
 
-/// OpenAI model names accepted as aliases of [`DEFAULT_MODEL`].
-const OPENAI_ALIASES: [&str; 3] = ["dall-e-2", "dall-e-3", "gpt-image-1"];
-
-/// The image sizes Gemini accepts.
-const IMAGE_SIZES: [&str; 3] = ["1K", "2K", "4K"];
-
-/// Whether an upstream model accepts `imageConfig.imageSize` (Gemini 3 image models do;
-/// Gemini 2.5 Flash Image generates 1K images only and gets no `imageSize`).
+/// Whether an upstream model accepts `imageConfig.imageSize`, from its family in
+/// `aperture-models` (Gemini 2.5 Flash Image generates 1K images only and gets none). An
+/// upstream id the table does not know keeps the rule of translator 0.1: only `gemini-3*`.
 pub fn supports_image_size(upstream_model: &str) -> bool {
-    upstream_model.starts_with("gemini-3")
+    match aperture_models::family_of_upstream(upstream_model) {
+        Some(family) => family.accepts_image_size(),
+        None => upstream_model.starts_with("gemini-3"),
+    }
 }
 
-/// Resolve a requested model name to (reported model, upstream model id).
-pub fn resolve_model(name: &str) -> Option<(&'static str, &'static str)> {
-    let name = name.trim().to_ascii_lowercase();
-    let name = if OPENAI_ALIASES.contains(&name.as_str()) {
-        DEFAULT_MODEL
-    } else {
-        name.as_str()
-    };
-    MODELS
-        .iter()
-        .find(|m| m.0 == name)
-        .map(|&(_, model, upstream)| (model, upstream))
+/// Resolve a requested model name (trimmed, any case; OpenAI names are aliases of
+/// [`DEFAULT_MODEL`]) to its `aperture-models` entry.
+pub fn resolve_model(name: &str) -> Option<&'static Model> {
+    aperture_models::find(name)
 }
 
 /// Parse and validate an OpenAI images request body. Unknown fields are ignored and
@@ -87,17 +57,18 @@ pub fn parse_request(body: &str) -> Result<ImageRequest, UserError> {
     };
 
     let prompt = parse_prompt(&obj)?;
-    let (model, upstream_model) = parse_model(&obj)?;
+    let model = parse_model(&obj)?;
     let n = parse_n(&obj)?;
-    let aspect_ratio = parse_aspect_ratio(&obj)?;
-    let image_size = parse_image_size(&obj, model, upstream_model)?;
+    let aspect_ratio = parse_aspect_ratio(&obj, model)?;
+    let image_size = parse_image_size(&obj, model)?;
     let response_format = parse_response_format(&obj)?;
     let style = parse_style(&obj)?;
     let safety_threshold = parse_safety_threshold(&obj)?;
+    let output_format = parse_output_format(&obj)?;
 
     Ok(ImageRequest {
-        model: model.to_string(),
-        upstream_model: upstream_model.to_string(),
+        model: model.reported.to_string(),
+        upstream_model: model.upstream.to_string(),
         prompt,
         n,
         aspect_ratio: aspect_ratio.to_string(),
@@ -105,7 +76,7 @@ pub fn parse_request(body: &str) -> Result<ImageRequest, UserError> {
         style,
         safety_threshold,
         response_format,
-        output_format: None,
+        output_format,
     })
 }
 
@@ -185,16 +156,16 @@ fn parse_prompt(obj: &Map<String, Value>) -> Result<String, UserError> {
 }
 
 fn supported_models_message() -> String {
-    let names: Vec<&str> = MODELS.iter().map(|m| m.0).collect();
+    let names: Vec<&str> = aperture_models::MODELS.iter().map(|m| m.id).collect();
     format!(
         "use one of: {} (the OpenAI names {} are accepted as aliases of {DEFAULT_MODEL}), \
          or omit model.",
         names.join(", "),
-        OPENAI_ALIASES.join(", ")
+        aperture_models::OPENAI_ALIASES.join(", ")
     )
 }
 
-fn parse_model(obj: &Map<String, Value>) -> Result<(&'static str, &'static str), UserError> {
+fn parse_model(obj: &Map<String, Value>) -> Result<&'static Model, UserError> {
     let unsupported = |message: String| UserError {
         message,
         param: Some("model".to_string()),
@@ -235,79 +206,159 @@ fn parse_n(obj: &Map<String, Value>) -> Result<u8, UserError> {
     }
 }
 
-fn ratios_list() -> String {
-    aspect::RATIOS
+/// The first model (in `/v1/models` order) whose family accepts `accepts`, for advice.
+fn model_accepting(accepts: impl Fn(Family) -> bool) -> Option<&'static str> {
+    aperture_models::MODELS
         .iter()
-        .map(|r| r.0)
-        .collect::<Vec<_>>()
-        .join(", ")
+        .find(|m| accepts(m.family))
+        .map(|m| m.id)
 }
 
-/// `size` is always validated; a valid `aspect_ratio` (extension) wins over it.
-fn parse_aspect_ratio(obj: &Map<String, Value>) -> Result<&'static str, UserError> {
+/// The error for a ratio that exists, but not for the requested model.
+fn ratio_not_for_model(param: &str, ratio: &str, model: &Model) -> UserError {
+    let other = model_accepting(|f| f.ratio(ratio).is_some())
+        .map(|m| format!(", or use model {m}"))
+        .unwrap_or_default();
+    invalid(
+        Some(param),
+        format!(
+            "{param} {ratio} is not available for model {}, which accepts: {}. Use one of \
+             those{other}.",
+            model.id,
+            aspect::names(model.family).join(", ")
+        ),
+    )
+}
+
+/// `size` is always validated; a valid `aspect_ratio` (extension) wins over it. Both are
+/// checked against the ratios of the requested model, and a pixel size maps to the
+/// nearest of them.
+fn parse_aspect_ratio(obj: &Map<String, Value>, model: &Model) -> Result<&'static str, UserError> {
+    let family = model.family;
+    let ratios = aspect::names(family).join(", ");
     let size_message = format!(
         "size must be \"auto\", a pixel size such as \"1024x1024\" or \"1792x1024\" (mapped to \
-         the nearest supported aspect ratio), or an aspect ratio, one of: {}.",
-        ratios_list()
+         the nearest supported aspect ratio), or an aspect ratio, one of: {ratios}."
     );
     let from_size = match string_field(obj, "size", &size_message)? {
         None => aspect::DEFAULT_RATIO,
-        Some(size) => {
-            aspect::from_size(size).ok_or_else(|| invalid(Some("size"), size_message.clone()))?
-        }
+        Some(size) => match aspect::from_size(family, size) {
+            SizeRatio::Ratio(r) => r,
+            SizeRatio::OtherModel => return Err(ratio_not_for_model("size", size.trim(), model)),
+            SizeRatio::Invalid => return Err(invalid(Some("size"), size_message)),
+        },
     };
-    let ratio_message = format!("aspect_ratio must be one of: {}.", ratios_list());
+    let ratio_message = format!("aspect_ratio must be one of: {ratios}.");
     match string_field(obj, "aspect_ratio", &ratio_message)? {
         None => Ok(from_size),
-        Some(ratio) => aspect::supported(ratio.trim())
-            .ok_or_else(|| invalid(Some("aspect_ratio"), ratio_message)),
+        Some(ratio) => {
+            let ratio = ratio.trim();
+            match aspect::supported(family, ratio) {
+                Some(r) => Ok(r),
+                None if aspect::known_elsewhere(ratio) => {
+                    Err(ratio_not_for_model("aspect_ratio", ratio, model))
+                }
+                None => Err(invalid(Some("aspect_ratio"), ratio_message)),
+            }
+        }
     }
 }
 
-fn parse_image_size(
-    obj: &Map<String, Value>,
-    model: &str,
-    upstream_model: &str,
-) -> Result<&'static str, UserError> {
-    let size_message = "image_size must be one of: 1K, 2K, 4K (or omit it and use quality).";
-    let explicit = match string_field(obj, "image_size", size_message)? {
+/// The image size `quality` stands for with `family`: `low` is the family's smallest
+/// size (512 for Gemini 3.1 Flash Image, 1K elsewhere), `auto`/`standard` 1K, `medium`
+/// 2K, `high`/`hd` 4K. `None` for an unknown quality.
+fn quality_size(family: Family, quality: &str) -> Option<&'static str> {
+    match quality {
+        "low" => Some(if family.image_sizes().contains(&"512") {
+            "512"
+        } else {
+            "1K"
+        }),
+        "standard" | "auto" => Some("1K"),
+        "medium" => Some("2K"),
+        "high" | "hd" => Some("4K"),
+        _ => None,
+    }
+}
+
+fn parse_image_size(obj: &Map<String, Value>, model: &Model) -> Result<&'static str, UserError> {
+    let family = model.family;
+    let sizes = family.image_sizes();
+    let size_message = format!(
+        "image_size must be one of: {} for model {} (or omit it and use quality).",
+        sizes.join(", "),
+        model.id
+    );
+    let explicit = match string_field(obj, "image_size", &size_message)? {
         None => None,
         Some(s) => {
             let upper = s.trim().to_ascii_uppercase();
-            let size = IMAGE_SIZES
+            let size = ALL_IMAGE_SIZES
                 .iter()
                 .copied()
                 .find(|&z| z == upper)
-                .ok_or_else(|| invalid(Some("image_size"), size_message.to_string()))?;
+                .ok_or_else(|| invalid(Some("image_size"), size_message.clone()))?;
             Some(size)
         }
     };
 
-    let quality_message =
-        "quality must be one of: auto, low, standard (1K), medium (2K), high, hd (4K).";
+    let quality_message = if sizes.contains(&"512") {
+        "quality must be one of: low (512), auto, standard (1K), medium (2K), high, hd (4K)."
+    } else {
+        "quality must be one of: auto, low, standard (1K), medium (2K), high, hd (4K)."
+    };
     let from_quality = match string_field(obj, "quality", quality_message)? {
         None => "1K",
-        Some(q) => match q.trim().to_ascii_lowercase().as_str() {
-            "low" | "standard" | "auto" => "1K",
-            "medium" => "2K",
-            "high" | "hd" => "4K",
-            _ => return Err(invalid(Some("quality"), quality_message.to_string())),
-        },
+        Some(q) => quality_size(family, q.trim().to_ascii_lowercase().as_str())
+            .ok_or_else(|| invalid(Some("quality"), quality_message.to_string()))?,
     };
 
-    if supports_image_size(upstream_model) {
-        return Ok(explicit.unwrap_or(from_quality));
+    if !family.accepts_image_size() {
+        // 1K-only model: quality is a hint and is ignored, an explicit other size is an error.
+        return match explicit {
+            Some(size) if size != "1K" => Err(invalid(
+                Some("image_size"),
+                format!(
+                    "image_size {size} is not available for model {}, which generates 1K \
+                     images only: omit image_size or use model {}.",
+                    model.id,
+                    model_accepting(|f| f.image_sizes().contains(&size)).unwrap_or(DEFAULT_MODEL)
+                ),
+            )),
+            _ => Ok("1K"),
+        };
     }
-    // 1K-only model: quality is a hint and is ignored, an explicit larger size is an error.
     match explicit {
-        Some(size) if size != "1K" => Err(invalid(
-            Some("image_size"),
-            format!(
-                "image_size {size} is not available for model {model}, which generates 1K \
-                 images only: omit image_size or use model {DEFAULT_MODEL}."
-            ),
-        )),
-        _ => Ok("1K"),
+        None => Ok(from_quality),
+        Some(size) if sizes.contains(&size) => Ok(size),
+        Some(size) => {
+            let other = model_accepting(|f| f.image_sizes().contains(&size))
+                .map(|m| format!(", or use model {m}"))
+                .unwrap_or_default();
+            Err(invalid(
+                Some("image_size"),
+                format!(
+                    "image_size {size} is not available for model {}, which accepts: {}. Use \
+                     one of those{other}.",
+                    model.id,
+                    sizes.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn parse_output_format(obj: &Map<String, Value>) -> Result<Option<OutputFormat>, UserError> {
+    let message = "output_format must be one of: png, jpeg (or jpg), webp; or omit it to \
+                   keep the format the model sends.";
+    match string_field(obj, "output_format", message)? {
+        None => Ok(None),
+        Some(f) => match f.trim().to_ascii_lowercase().as_str() {
+            "png" => Ok(Some(OutputFormat::Png)),
+            "jpeg" | "jpg" => Ok(Some(OutputFormat::Jpeg)),
+            "webp" => Ok(Some(OutputFormat::Webp)),
+            _ => Err(invalid(Some("output_format"), message.to_string())),
+        },
     }
 }
 
@@ -416,6 +467,61 @@ mod tests {
         assert_eq!(r.image_size, "1K");
         let e = err(r#"{"prompt":"x","model":"gemini-2.5-flash-image","image_size":"4K"}"#);
         assert_eq!(e.param.as_deref(), Some("image_size"));
+    }
+
+    #[test]
+    fn flash_31_sizes_ratios_and_quality() {
+        let flash = r#""model":"gemini-3.1-flash-image""#;
+        let r = ok(&format!(r#"{{"prompt":"x",{flash},"quality":"low"}}"#));
+        assert_eq!(
+            (r.model.as_str(), r.image_size.as_str()),
+            ("gemini-3.1-flash-image", "512")
+        );
+        assert_eq!(ok(r#"{"prompt":"x","quality":"low"}"#).image_size, "1K");
+        let r = ok(&format!(r#"{{"prompt":"x",{flash},"image_size":"512"}}"#));
+        assert_eq!(r.image_size, "512");
+        let r = ok(&format!(r#"{{"prompt":"x",{flash},"size":"4000x1000"}}"#));
+        assert_eq!(r.aspect_ratio, "4:1");
+        assert_eq!(
+            ok(r#"{"prompt":"x","size":"4000x1000"}"#).aspect_ratio,
+            "21:9"
+        );
+        let r = ok(&format!(r#"{{"prompt":"x",{flash},"aspect_ratio":"1:8"}}"#));
+        assert_eq!(r.aspect_ratio, "1:8");
+
+        let e = err(r#"{"prompt":"x","image_size":"512"}"#);
+        assert_eq!(e.param.as_deref(), Some("image_size"));
+        assert!(e.message.contains("1K, 2K, 4K") && e.message.contains("gemini-3.1-flash-image"));
+        let e = err(r#"{"prompt":"x","model":"gemini-2.5-flash-image","image_size":"512"}"#);
+        assert!(
+            e.message.contains("gemini-3.1-flash-image"),
+            "{}",
+            e.message
+        );
+        let e = err(r#"{"prompt":"x","aspect_ratio":"4:1"}"#);
+        assert_eq!(e.param.as_deref(), Some("aspect_ratio"));
+        assert!(e.message.contains("21:9") && !e.message.contains("1:8,"));
+        let e = err(r#"{"prompt":"x","size":"1:4"}"#);
+        assert_eq!(e.param.as_deref(), Some("size"));
+    }
+
+    #[test]
+    fn output_format() {
+        assert_eq!(ok(r#"{"prompt":"x"}"#).output_format, None);
+        for (asked, format) in [
+            ("png", OutputFormat::Png),
+            ("JPEG", OutputFormat::Jpeg),
+            ("jpg", OutputFormat::Jpeg),
+            (" webp ", OutputFormat::Webp),
+        ] {
+            let r = ok(&format!(r#"{{"prompt":"x","output_format":"{asked}"}}"#));
+            assert_eq!(r.output_format, Some(format), "{asked}");
+        }
+        for bad in [r#""gif""#, "1", "[]"] {
+            let e = err(&format!(r#"{{"prompt":"x","output_format":{bad}}}"#));
+            assert_eq!(e.param.as_deref(), Some("output_format"));
+            assert!(e.message.starts_with("output_format"));
+        }
     }
 
     #[test]

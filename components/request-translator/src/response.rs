@@ -4,7 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::types::{
-    Generation, Image, ResponseFormat, SafetyRating, UpstreamOutcome, UpstreamVerdict, Usage,
+    Generation, Image, OutputFormat, ResponseFormat, SafetyRating, UpstreamOutcome,
+    UpstreamVerdict, Usage,
 };
 
 /// The prefix of a blob token, `aperture-blob:<id>`.
@@ -64,11 +65,66 @@ fn ratings(list: Option<&Value>, out: &mut Vec<SafetyRating>) {
     }
 }
 
-/// Interpret an HTTP 200 `generateContent` body. Thought parts (`"thought": true`)
-/// are skipped; final `inlineData` parts become images, non-thought text parts the
-/// revised prompt. With no final image the verdict is returned instead. An error
-/// string means the body is not a `generateContent` response (or carries image data
-/// that is not a blob token).
+/// One image part of a candidate, in body order.
+struct ImagePart<'a> {
+    inline: &'a Value,
+    thought: bool,
+    signed: bool,
+}
+
+/// The image an `inlineData` object stands for; its data must be a blob token.
+fn image(inline: &Value) -> Result<Image, String> {
+    let data = inline.get("data").and_then(Value::as_str).unwrap_or("");
+    let blob = blob_id(data).ok_or("image data was not a blob token")?;
+    let mime = get_str(inline, "mimeType", "mime_type")
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or(DEFAULT_MIME);
+    Ok(Image {
+        blob,
+        mime_type: mime.to_string(),
+    })
+}
+
+/// Whether a candidate ended normally (`STOP`, or no finish reason at all), so an image it
+/// flagged as a thought may stand as its final image.
+fn finished_normally(candidate: &Value) -> bool {
+    match get_str(candidate, "finishReason", "finish_reason").map(str::trim) {
+        None | Some("") => true,
+        Some(reason) => reason.eq_ignore_ascii_case("STOP"),
+    }
+}
+
+/// The final images among one candidate's image parts:
+/// - unflagged images exist and at least one carries a `thoughtSignature` (a thinking
+///   model, Gemini 3 Pro / 3.1 Flash, which makes one final image per call and may send
+///   unflagged drafts before it): only the last unflagged image;
+/// - unflagged images without signatures (Gemini 2.5 Flash, which may make several): all;
+/// - every image flagged `thought: true`: the last one, when the candidate ended normally
+///   (an image was produced, so never nothing); after a non-`STOP` finish (e.g.
+///   `IMAGE_SAFETY`) a thought image is only a draft of a withheld result, and none is
+///   returned.
+fn final_images<'a>(parts: &[ImagePart<'a>], candidate: &Value) -> Vec<&'a Value> {
+    let unflagged: Vec<&ImagePart> = parts.iter().filter(|p| !p.thought).collect();
+    if unflagged.iter().any(|p| p.signed) {
+        return unflagged.last().map(|p| vec![p.inline]).unwrap_or_default();
+    }
+    if !unflagged.is_empty() {
+        return unflagged.iter().map(|p| p.inline).collect();
+    }
+    match parts.last() {
+        Some(last) if finished_normally(candidate) => vec![last.inline],
+        _ => Vec::new(),
+    }
+}
+
+/// Interpret an HTTP 200 `generateContent` body (image data and thought signatures
+/// already replaced by blob tokens). Exactly the final images are returned (see
+/// [`final_images`]); non-thought text becomes the revised prompt (thought text never
+/// does, and text never changes which images are final). With no final image the verdict
+/// is returned: block reason, the first candidate's finish reason and finish message,
+/// ratings, and the non-thought text. `content` may be absent, `{}`, `{"role":"model"}` or
+/// `{"parts":null}`. An error string means the body is not a `generateContent` response
+/// (or a final image's data is not a blob token).
 pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
     let value: Value = serde_json::from_str(body)
         .map_err(|_| "upstream response is not valid JSON".to_string())?;
@@ -104,20 +160,17 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
         let parts = get(candidate, "content", "content")
             .and_then(|c| c.get("parts"))
             .and_then(Value::as_array);
+        let mut image_parts = Vec::new();
         for part in parts.into_iter().flatten() {
-            if part.get("thought").and_then(Value::as_bool) == Some(true) {
-                continue;
-            }
+            let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
             if let Some(inline) = get(part, "inlineData", "inline_data") {
-                let data = inline.get("data").and_then(Value::as_str).unwrap_or("");
-                let blob = blob_id(data).ok_or("image data was not a blob token")?;
-                let mime = get_str(inline, "mimeType", "mime_type")
-                    .filter(|m| !m.trim().is_empty())
-                    .unwrap_or(DEFAULT_MIME);
-                images.push(Image {
-                    blob,
-                    mime_type: mime.to_string(),
+                image_parts.push(ImagePart {
+                    inline,
+                    thought,
+                    signed: get(part, "thoughtSignature", "thought_signature").is_some(),
                 });
+            } else if thought {
+                continue;
             } else if let Some(text) = part.get("text").and_then(Value::as_str) {
                 let text = text.trim();
                 if !text.is_empty() {
@@ -125,7 +178,15 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
                 }
             }
         }
+        for inline in final_images(&image_parts, candidate) {
+            images.push(image(inline)?);
+        }
     }
+    let text = if texts.is_empty() {
+        None
+    } else {
+        Some(texts.join("\n"))
+    };
 
     if !images.is_empty() {
         let usage =
@@ -135,14 +196,9 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
                 thought_tokens: get_u32(u, "thoughtsTokenCount", "thoughts_token_count"),
                 total_tokens: get_u32(u, "totalTokenCount", "total_token_count"),
             });
-        let revised_prompt = if texts.is_empty() {
-            None
-        } else {
-            Some(texts.join("\n"))
-        };
         return Ok(UpstreamOutcome::Images(Generation {
             images,
-            revised_prompt,
+            revised_prompt: text,
             usage,
         }));
     }
@@ -156,8 +212,11 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
             .and_then(|c| get_str(c, "finishReason", "finish_reason"))
             .map(str::to_string),
         ratings: Vec::new(),
-        finish_message: None,
-        text: None,
+        finish_message: first
+            .and_then(|c| get_str(c, "finishMessage", "finish_message"))
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_string),
+        text,
     };
     ratings(
         feedback.and_then(|f| get(f, "safetyRatings", "safety_ratings")),
@@ -175,6 +234,9 @@ pub fn parse_response(body: &str) -> Result<UpstreamOutcome, String> {
 /// "data:<mime>;base64,aperture-blob:<id>"`. `revised_prompt` appears on every item
 /// when present. `usage.output_tokens` counts image, text and thought tokens (Gemini
 /// bills thoughts as output), so input + output = total when upstream totals agree.
+/// `output_format` (`png`, `jpeg`, `webp`, as in OpenAI's `ImagesResponse`) is the
+/// format of the first image, from its MIME type; it is left out when there is no image
+/// or its type is none of those.
 pub fn build_response(result: &Generation, format: ResponseFormat, created: u64) -> String {
     let data: Vec<Value> = result
         .images
@@ -200,7 +262,7 @@ pub fn build_response(result: &Generation, format: ResponseFormat, created: u64)
         })
         .collect();
     let usage = &result.usage;
-    json!({
+    let mut response = json!({
         "created": created,
         "data": data,
         "usage": {
@@ -208,8 +270,15 @@ pub fn build_response(result: &Generation, format: ResponseFormat, created: u64)
             "output_tokens": u64::from(usage.output_tokens) + u64::from(usage.thought_tokens),
             "total_tokens": usage.total_tokens,
         }
-    })
-    .to_string()
+    });
+    let format = result
+        .images
+        .first()
+        .and_then(|image| OutputFormat::from_mime_type(&image.mime_type));
+    if let (Some(format), Value::Object(map)) = (format, &mut response) {
+        map.insert("output_format".into(), json!(format.as_str()));
+    }
+    response.to_string()
 }
 
 #[cfg(test)]
@@ -287,7 +356,8 @@ mod tests {
         assert_eq!(
             v,
             json!({"created": 9, "data": [{"url": "data:image/png;base64,aperture-blob:7"}],
-                   "usage": {"input_tokens": 1, "output_tokens": 5, "total_tokens": 6}})
+                   "usage": {"input_tokens": 1, "output_tokens": 5, "total_tokens": 6},
+                   "output_format": "png"})
         );
     }
 }
