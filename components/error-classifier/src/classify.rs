@@ -437,15 +437,19 @@ fn bad_request(status: u16, e: &UpstreamError) -> Classification {
 
 // ---- 404 -------------------------------------------------------------------------
 
-/// `X` in `models/X is not found…`.
+/// `X` in `models/X is not found…` (not in "The requested URL /v1beta/models/X:… was
+/// not found", which is a wrong address).
 fn missing_model(message: &str) -> Option<String> {
-    let at = message.find("models/")? + "models/".len();
-    let model: String = message[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && !",;:'\"()".contains(*c))
-        .collect();
-    let model = model.trim_end_matches('.');
-    (!model.is_empty() && message.to_ascii_lowercase().contains("not found")).then(|| redact(model))
+    message.match_indices("models/").find_map(|(at, m)| {
+        let rest = &message[at + m.len()..];
+        let model: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !",;:'\"()".contains(*c))
+            .collect();
+        let after = rest[model.len()..].to_ascii_lowercase();
+        let model = model.trim_end_matches('.');
+        (!model.is_empty() && after.starts_with(" is not found")).then(|| redact(model))
+    })
 }
 
 fn not_found(status: u16, e: &UpstreamError) -> Classification {
@@ -899,7 +903,20 @@ mod tests {
             );
             assert!(c.message.contains(model), "{}", c.message);
         }
-        assert_eq!(missing_model("models/x. is not found"), Some("x".into()));
+        assert_eq!(
+            missing_model("models/gemini-x is not found for API version v1beta"),
+            Some("gemini-x".into())
+        );
         assert_eq!(missing_model("models/x is fine"), None);
+        // A wrong address (the emulator answers it in JSON) is not a missing model.
+        let c = http(
+            404,
+            r#"{"error":{"code":404,"status":"NOT_FOUND","message":"The requested URL /v1/v1beta/models/gemini-3-pro-image:generateContent was not found on this server."}}"#,
+        );
+        assert_eq!(
+            summary(&c),
+            (ErrorType::ApiError, "IMG_UPSTREAM_REJECTED", 502, false)
+        );
+        assert!(c.message.contains("upstream.base_url"));
     }
 }
