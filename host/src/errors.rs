@@ -91,6 +91,13 @@ pub enum GatewayError {
         /// The client status.
         status: u16,
     },
+    /// The client closed the connection before the answer was sent (logged as
+    /// 499; the client never sees it).
+    #[error("the client closed the connection before the answer was sent{}", if *completed { "; the images were generated and cached, so a retry is served from the cache" } else { "" })]
+    ClientClosed {
+        /// Whether the request completed (and its images were cached).
+        completed: bool,
+    },
     /// An admin API request that cannot be carried out (unknown account, duplicate label, bad input).
     #[error("{message}")]
     Admin {
@@ -166,6 +173,7 @@ impl GatewayError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             NoAccounts => StatusCode::SERVICE_UNAVAILABLE,
             Policy(_) | Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -183,6 +191,7 @@ impl GatewayError {
             | MethodNotAllowed { .. }
             | InvalidRequest { .. }
             | SafetyBlocked { .. }
+            | ClientClosed { .. }
             | Admin { .. } => ErrorType::UserError,
             Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
@@ -203,6 +212,7 @@ impl GatewayError {
             SafetyBlocked { .. } => "IMG_SAFETY_BLOCKED",
             Admin { code, .. } => code,
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
+            ClientClosed { .. } => "IMG_CLIENT_CLOSED",
             NoAccounts => "IMG_NO_ACCOUNTS",
             Policy(_) => "IMG_POLICY_FAILURE",
             Storage(_) => "IMG_STORAGE_FAILURE",

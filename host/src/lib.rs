@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod generated;
 pub mod logging;
 pub mod policy;
+pub mod redact;
 pub mod serve;
 pub mod server;
 pub mod upstream;

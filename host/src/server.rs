@@ -3,6 +3,7 @@
 //! success or error — is rendered and logged exactly once.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
+
 use tokio::net::TcpListener;
 
 use crate::app::App;
@@ -89,19 +91,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         allowed,
     };
     let result = match path.as_str() {
-        "/v1/images/generations" => {
-            let mut ctx = Ctx::new(id.clone());
-            let result = match method {
-                Method::POST => images_generations(&app, &mut ctx, req).await,
-                _ => Err(not_allowed("POST")),
-            };
-            let (response, error) = match result {
-                Ok(response) => (response, None),
-                Err(e) => (e.render(&id), Some(e)),
-            };
-            gateway::log::run(&ctx, response.status().as_u16(), error.as_ref());
-            return response;
-        }
+        "/v1/images/generations" => return generations(app, req, id).await,
         "/v1/models" => match method {
             Method::GET => gateway::authenticate::run(&app, req.headers()).map(|_| models(&id)),
             _ => Err(not_allowed("GET")),
@@ -114,6 +104,65 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         _ => Err(GatewayError::NotFound(path.clone())),
     };
     result.unwrap_or_else(|e| e.render(&id))
+}
+
+/// `/v1/images/generations`. The request runs in its own task, so a client that
+/// disconnects mid-generation does not cancel it: the images are still generated
+/// and cached (the client's retry is a hit, not a second upstream call), and the
+/// request line says 499.
+async fn generations(app: Arc<App>, req: Request<Incoming>, id: String) -> Response<Full<Bytes>> {
+    let waiting = ClientWaiting::default();
+    let gone = waiting.0.clone();
+    let task = app.background.spawn({
+        let app = app.clone();
+        async move {
+            let mut ctx = Ctx::new(id.clone());
+            let result = match req.method() {
+                &Method::POST => images_generations(&app, &mut ctx, req).await,
+                other => Err(GatewayError::MethodNotAllowed {
+                    method: other.to_string(),
+                    path: "/v1/images/generations".into(),
+                    allowed: "POST",
+                }),
+            };
+            let (response, error) = match result {
+                Ok(response) => (response, None),
+                Err(e) => (e.render(&id), Some(e)),
+            };
+            if gone.load(Ordering::SeqCst) {
+                let closed = GatewayError::ClientClosed {
+                    completed: error.is_none(),
+                };
+                gateway::log::run(&ctx, closed.status().as_u16(), Some(&closed));
+            } else {
+                gateway::log::run(&ctx, response.status().as_u16(), error.as_ref());
+            }
+            response
+        }
+    });
+    let response = task.await.unwrap_or_else(|e| {
+        GatewayError::Internal(format!("the request task failed: {e}")).render("-")
+    });
+    waiting.answered();
+    response
+}
+
+/// Set to "gone" when the connection drops the request before it was answered.
+#[derive(Default)]
+struct ClientWaiting(Arc<AtomicBool>, bool);
+
+impl ClientWaiting {
+    fn answered(mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for ClientWaiting {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// `GET /healthz`: liveness plus what an operator checks first.

@@ -247,6 +247,15 @@ impl AccountPool {
             .collect()
     }
 
+    /// Every account's secret, for redacting upstream text that might echo one.
+    pub fn secrets(&self) -> Vec<String> {
+        lock(&self.state)
+            .accounts
+            .iter()
+            .map(|a| a.secret.clone())
+            .collect()
+    }
+
     /// One account by id or label, with its state at `now_ms`.
     pub fn get<'a>(&self, sel: impl Into<Selector<'a>>, now_ms: u64) -> Option<AccountView> {
         let sel = sel.into();

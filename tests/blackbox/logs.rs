@@ -119,3 +119,51 @@ async fn one_line_per_request_with_the_fields_and_no_secrets() {
     assert_eq!(field(&line, "cache"), Some("HIT"), "{line}");
     assert!(gw.log().contains("Cache hit"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_generation_is_logged_and_its_images_kept() {
+    use tokio::io::AsyncWriteExt;
+    let s = Setup::simple().await;
+    s.emu.set_latency(std::time::Duration::from_millis(800));
+    let body = json!({"prompt": "a lighthouse the client gave up on"}).to_string();
+    let raw = format!(
+        "POST /v1/images/generations HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {API_KEY}\r\n\
+         content-type: application/json\r\nx-request-id: gone-client-1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let addr = s.gw.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(stream);
+
+    // The generation goes on; its line says 499 once it is done.
+    let mut line = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if s
+            .gw
+            .request_lines()
+            .iter()
+            .any(|l| l.contains("request_id=gone-client-1"))
+        {
+            line = Some(s.gw.request_line("gone-client-1"));
+            break;
+        }
+    }
+    let line = line.expect("a request line for the client that left");
+    assert_eq!(field(&line, "status"), Some("499"), "{line}");
+    assert_eq!(field(&line, "error_type"), Some("USER_ERROR"), "{line}");
+    assert_eq!(field(&line, "error_code"), Some("IMG_CLIENT_CLOSED"), "{line}");
+    assert_eq!(s.emu.calls(), 1);
+
+    // The client's retry is served from the cache: no second upstream call.
+    s.emu.set_latency(std::time::Duration::ZERO);
+    let retry = s
+        .gw
+        .generate(json!({"prompt": "a lighthouse the client gave up on"}))
+        .await;
+    retry.ok();
+    assert_eq!(retry.cache(), "HIT");
+    assert_eq!(s.emu.calls(), 1);
+}

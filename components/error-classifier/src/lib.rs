@@ -4,7 +4,7 @@
 //! can follow upstream changes without rebuilding the gateway.
 //!
 //! The logic lives in plain-Rust modules (tested natively); `bindings` only converts
-//! between the WIT types of `aperture:policy/classifier@0.1.0` and these.
+//! between the WIT types of `aperture:policy/classifier@0.2.0` and these.
 
 pub mod classify;
 pub mod gemini;

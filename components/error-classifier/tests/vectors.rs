@@ -9,7 +9,7 @@ fn conformance_vectors() {
     check(
         "error-classifier.json",
         "error-classifier",
-        "aperture:policy/classifier@0.1.0",
+        "aperture:policy/classifier@0.2.0",
         |function, args| match function {
             "classify" => value(classify(&arg(args, 0)?)),
             other => Err(format!("unknown function {other}")),

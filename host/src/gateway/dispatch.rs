@@ -2,6 +2,7 @@
 //! `candidateCount` > 1), each on an account from the pool, retried on another
 //! account when the classifier says the failure is retryable.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,22 @@ use super::interpret::{self, CallResult};
 use crate::app::{blocking, now_ms, App};
 use crate::errors::GatewayError;
 use crate::generated::Generated;
-use crate::policy::{ImageRequest, OutputFormat, SafetySetting};
+use crate::policy::{AccountAction, ImageRequest, OutputFormat, SafetySetting};
+use crate::redact::Redactor;
+
+/// What every call for one request's images shares.
+struct ImageCall {
+    /// The `generateContent` body (the same for each image).
+    body: Arc<str>,
+    /// The upstream model id, checked.
+    model: String,
+    /// The format the client asked for.
+    output_format: Option<OutputFormat>,
+    /// Redacts account secrets and the prompt from upstream text.
+    redactor: Redactor,
+    /// Accounts this request disabled (see [`interpret::guard_disable`]).
+    disabled: AtomicU32,
+}
 
 /// The most images one request may ask for, whatever the translator says.
 pub const MAX_N: u8 = 10;
@@ -70,12 +86,17 @@ pub async fn run(
     let body: Arc<str> = blocking(move || app2.policies.build_upstream_body(&req, &settings))
         .await??
         .into();
-    let model: Arc<str> = request.upstream_model.clone().into();
+    let call = Arc::new(ImageCall {
+        body,
+        model: request.upstream_model.clone(),
+        output_format: request.output_format,
+        redactor: Redactor::new(app.accounts.secrets(), &request.prompt),
+        disabled: AtomicU32::new(0),
+    });
     let mut tasks = JoinSet::new();
     for index in 0..request.n {
-        let (app, body, model) = (app.clone(), body.clone(), model.clone());
-        let format = request.output_format;
-        tasks.spawn(async move { (index, one_image(app, body, model, format).await) });
+        let (app, call) = (app.clone(), call.clone());
+        tasks.spawn(async move { (index, one_image(app, call).await) });
     }
     let mut slots: Vec<Option<ImageAttempts>> = (0..request.n).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
@@ -131,12 +152,7 @@ pub async fn run(
 /// Calls for one image. An account whose failure was its own (quota, bad key) is
 /// not tried again for this image; an upstream hiccup (5xx, network) may be retried
 /// on any account, the pool's rotation permitting.
-async fn one_image(
-    app: Arc<App>,
-    body: Arc<str>,
-    model: Arc<str>,
-    output_format: Option<OutputFormat>,
-) -> ImageAttempts {
+async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
     let mut excluded: Vec<u64> = Vec::new();
     let mut accounts = Vec::new();
     let mut last: Option<GatewayError> = None;
@@ -168,12 +184,12 @@ async fn one_image(
         accounts.push(who.clone());
         let answer = app
             .gemini
-            .generate_content(&model, &lease.secret, body.to_string())
+            .generate_content(&call.model, &lease.secret, call.body.to_string())
             .await;
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
-                let (app2, bytes) = (app.clone(), reply.body.clone());
-                let result = blocking(move || interpret::success(&app2, &bytes, output_format))
+                let (app2, bytes, format) = (app.clone(), reply.body.clone(), call.output_format);
+                let result = blocking(move || interpret::success(&app2, &bytes, format))
                     .await
                     .and_then(|r| r);
                 match result {
@@ -209,9 +225,15 @@ async fn one_image(
         // The transport's own words (never shown to clients) help operators most.
         let transport_detail = answer.as_ref().err().map(|e| e.to_string());
         app.accounts.record_failure(lease.id);
-        let app2 = app.clone();
+        let (app2, call2) = (app.clone(), call.clone());
         let classified = blocking(move || {
-            let c = app2.policies.classify(&failure)?;
+            let mut c = app2.policies.classify(&failure)?;
+            // Upstream text may echo a key or the prompt: redact before it goes anywhere.
+            c.message = call2.redactor.redact(&c.message);
+            if let AccountAction::Disable(reason) = &c.account_action {
+                let reason = call2.redactor.redact(reason);
+                c.account_action = interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+            }
             let action =
                 interpret::apply_account_action(&app2, lease.id, &c.account_action, now_ms());
             Ok::<_, GatewayError>((c, action))
@@ -239,10 +261,7 @@ async fn one_image(
             "upstream call failed: {}",
             classification.message
         );
-        if !matches!(
-            classification.account_action,
-            crate::policy::AccountAction::None
-        ) {
+        if !matches!(classification.account_action, AccountAction::None) {
             excluded.push(lease.id);
         }
         last = Some(interpret::error_for(&classification));

@@ -142,6 +142,43 @@ pub fn error_for(c: &Classification) -> GatewayError {
     }
 }
 
+/// How long an account rests instead of being disabled when disabling it looks
+/// like an upstream-side problem rather than the account's own.
+pub const SUSPECT_DISABLE_COOL_DOWN_MS: u64 = 5 * 60 * 1000;
+
+/// A disable on the evidence of one request is believed once: a second account
+/// that the same request would disable, or the last enabled account, rests for
+/// [`SUSPECT_DISABLE_COOL_DOWN_MS`] instead, with an alert in the log. A fault
+/// that hits every account at once is the upstream's, not every key's, and one
+/// request must never leave the pool with no account at all.
+pub fn guard_disable(
+    app: &App,
+    disabled_by_request: &std::sync::atomic::AtomicU32,
+    reason: String,
+    now_ms: u64,
+) -> AccountAction {
+    use std::sync::atomic::Ordering;
+    let enabled = app
+        .accounts
+        .list(now_ms)
+        .iter()
+        .filter(|a| !matches!(a.state, aperture_store::AccountState::Disabled { .. }))
+        .count();
+    let earlier = disabled_by_request.fetch_add(1, Ordering::SeqCst);
+    if earlier == 0 && enabled > 1 {
+        return AccountAction::Disable(reason);
+    }
+    tracing::warn!(
+        alert = "suspect_disable",
+        enabled_accounts = enabled,
+        disabled_by_this_request = earlier,
+        "not disabling a {} account on one request's evidence ({reason}); cooling it down for {} s instead: if every account fails this way the upstream is at fault",
+        if enabled <= 1 { "last enabled" } else { "second" },
+        SUSPECT_DISABLE_COOL_DOWN_MS / 1000
+    );
+    AccountAction::CoolDown(SUSPECT_DISABLE_COOL_DOWN_MS)
+}
+
 /// Carry out the classifier's account action; returns a log label for it.
 /// Writes to the store: call it from `blocking`.
 pub fn apply_account_action(
