@@ -12,3 +12,4 @@ mod generation;
 mod logs;
 mod safety;
 mod shapes;
+mod upstream_faults;
