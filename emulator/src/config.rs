@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::shape::Shape;
+
 /// Configuration for one emulator instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatorConfig {
@@ -19,6 +21,11 @@ pub struct EmulatorConfig {
     /// Threshold-sensitive harm triggers: blocked with `finishReason` `SAFETY` when the request's threshold for
     /// the category blocks the term's probability.
     pub harm_terms: Vec<HarmTerm>,
+    /// The instance-wide answer shape (per-call `emu:` directives override it). Default: every setting at the
+    /// model's default.
+    pub shape: Shape,
+    /// Gzip answers for clients sending `accept-encoding: gzip` (as Google does). On by default.
+    pub gzip: bool,
 }
 
 /// One accepted API key, optionally with a request quota.
@@ -115,6 +122,8 @@ impl EmulatorConfig {
                 HarmTerm::new("violent", "HARM_CATEGORY_DANGEROUS_CONTENT", "MEDIUM"),
                 HarmTerm::new("gore", "HARM_CATEGORY_DANGEROUS_CONTENT", "HIGH"),
             ],
+            shape: Shape::default(),
+            gzip: true,
         }
     }
 }

@@ -1,36 +1,72 @@
 //! Fault controls over HTTP (`/_emulator/...`) for operators driving a standalone emulator, mirroring the
-//! `Emulator` handle: inject failures, set latency, exhaust or add keys, read call counts.
+//! `Emulator` handle: inject failures (by status or name, for everyone or one key), set latency and the
+//! instance-wide answer shape, exhaust or add keys, read call counts.
 
 use std::time::Duration;
 
 use http::Method;
 use serde_json::{json, Value};
 
+use crate::catalog::NamedError;
 use crate::config::{KeySpec, Quota, QuotaWindow};
 use crate::errors::ApiError;
-use crate::generate::Reply;
-use crate::state::Shared;
+use crate::reply::Reply;
+use crate::shape::Shape;
+use crate::state::{Injected, Shared};
 
 /// Answers `/_emulator/{path}`.
 pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Reply {
     match (method, path) {
         (&Method::GET, "stats") => Reply::json(200, &shared.stats_json()),
         (&Method::POST, "fail-next") => with_body(body, |v| {
-            let statuses = v
-                .get("statuses")
-                .and_then(Value::as_array)
-                .ok_or("expected {\"statuses\": [503, ...]}")?;
-            let statuses = statuses
-                .iter()
-                .map(|s| {
-                    s.as_u64()
+            let usage =
+                "expected {\"statuses\": [503, ...]} and/or {\"errors\": [\"429-limit0\", ...]}, \
+                         optionally with \"key\": \"...\"";
+            let statuses = v.get("statuses").filter(|s| !s.is_null());
+            let errors = v.get("errors").filter(|e| !e.is_null());
+            if statuses.is_none() && errors.is_none() {
+                return Err(usage.to_string());
+            }
+            let mut queued = Vec::new();
+            if let Some(statuses) = statuses {
+                let statuses = statuses.as_array().ok_or(usage)?;
+                for s in statuses {
+                    let status = s
+                        .as_u64()
                         .filter(|s| (100..=599).contains(s))
-                        .map(|s| s as u16)
+                        .ok_or("statuses must be HTTP status codes (100-599)")?;
+                    queued.push(Injected::Status(status as u16));
+                }
+            }
+            if let Some(errors) = errors {
+                let errors = errors.as_array().ok_or(usage)?;
+                for e in errors {
+                    let name = e.as_str().unwrap_or("");
+                    let named = NamedError::parse(name).ok_or_else(|| {
+                        format!("unknown error name \"{name}\" (see docs/emulator.md)")
+                    })?;
+                    queued.push(Injected::Named(named));
+                }
+            }
+            let key = match v.get("key").filter(|k| !k.is_null()) {
+                None => None,
+                Some(k) => Some(k.as_str().ok_or("key must be a string")?),
+            };
+            shared.fail_next(key, &queued);
+            let shown: Vec<Value> = queued
+                .iter()
+                .map(|i| match i {
+                    Injected::Status(s) => json!(s),
+                    Injected::Named(e) => json!(e.as_str()),
                 })
-                .collect::<Option<Vec<u16>>>()
-                .ok_or("statuses must be HTTP status codes (100-599)")?;
-            shared.fail_next(&statuses);
-            Ok(json!({"queued": statuses}))
+                .collect();
+            Ok(json!({"queued": shown, "key": key}))
+        }),
+        (&Method::GET, "shape") => Reply::json(200, &shared.shape().to_json()),
+        (&Method::POST, "shape") => with_body(body, |v| {
+            let shape = Shape::from_json(v).map_err(|e| e.to_string())?;
+            shared.set_shape(shape.clone());
+            Ok(shape.to_json())
         }),
         (&Method::POST, "latency") => with_body(body, |v| {
             let ms = v
@@ -70,21 +106,21 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) 
             });
             Ok(json!({"added": key}))
         }),
-        (_, "stats" | "fail-next" | "latency" | "exhaust-key" | "keys") => {
+        (_, "stats" | "fail-next" | "latency" | "exhaust-key" | "keys" | "shape") => {
             ApiError::method_not_allowed(method.as_str(), &format!("/_emulator/{path}")).into()
         }
         _ => ApiError::path_not_found(&format!("/_emulator/{path}")).into(),
     }
 }
 
-fn window(value: Option<&Value>) -> Result<QuotaWindow, &'static str> {
+fn window(value: Option<&Value>) -> Result<QuotaWindow, String> {
     value
         .and_then(Value::as_str)
         .and_then(QuotaWindow::parse)
-        .ok_or("per must be \"minute\" or \"day\"")
+        .ok_or_else(|| "per must be \"minute\" or \"day\"".to_string())
 }
 
-fn with_body(body: &[u8], f: impl FnOnce(&Value) -> Result<Value, &'static str>) -> Reply {
+fn with_body(body: &[u8], f: impl FnOnce(&Value) -> Result<Value, String>) -> Reply {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {

@@ -16,18 +16,34 @@ pub(crate) struct ApiError {
 }
 
 const RATE_LIMITS_URL: &str = "https://ai.google.dev/gemini-api/docs/rate-limits";
-const FREE_TIER_METRIC: &str =
+const USAGE_URL: &str = "https://ai.dev/rate-limit";
+pub(crate) const FREE_TIER_METRIC: &str =
     "generativelanguage.googleapis.com/generate_content_free_tier_requests";
 
+/// One violated quota in a 429 body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Violation<'a> {
+    pub metric: &'a str,
+    pub quota_id: &'a str,
+    /// The quota family (`quotaDimensions.model`).
+    pub model: &'a str,
+    pub limit: u32,
+}
+
 impl ApiError {
-    fn new(code: u16, status: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: u16, status: &str, message: impl Into<String>) -> Self {
         ApiError {
             status: code,
             body: json!({"error": {"code": code, "message": message.into(), "status": status}}),
         }
     }
 
-    fn with_details(code: u16, status: &str, message: impl Into<String>, details: Value) -> Self {
+    pub fn with_details(
+        code: u16,
+        status: &str,
+        message: impl Into<String>,
+        details: Value,
+    ) -> Self {
         ApiError {
             status: code,
             body: json!({"error": {
@@ -74,6 +90,73 @@ impl ApiError {
         )
     }
 
+    /// 400 for fields the request message does not have: every offender, one line each, and a BadRequest
+    /// detail with one field violation each (`field` left out at the root). `unknown` holds `(path, name)`.
+    pub fn unknown_fields(unknown: &[(String, String)]) -> Self {
+        let describe = |at: &str, name: &str| {
+            if at.is_empty() {
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{name}\": Cannot find field."
+                )
+            } else {
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
+                )
+            }
+        };
+        let lines: Vec<String> = unknown
+            .iter()
+            .map(|(at, name)| describe(at, name))
+            .collect();
+        let violations: Vec<Value> = unknown
+            .iter()
+            .zip(&lines)
+            .map(|((at, _), description)| {
+                if at.is_empty() {
+                    json!({"description": description})
+                } else {
+                    json!({"field": at, "description": description})
+                }
+            })
+            .collect();
+        ApiError::with_details(
+            400,
+            "INVALID_ARGUMENT",
+            lines.join("\n"),
+            json!([{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations}]),
+        )
+    }
+
+    /// 400 for a value the proto JSON parser rejects, with its BadRequest field violation.
+    pub fn bad_value(field: &str, description: String) -> Self {
+        ApiError::with_details(
+            400,
+            "INVALID_ARGUMENT",
+            description.clone(),
+            json!([{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": field, "description": description}]}]),
+        )
+    }
+
+    /// 400 for an aspect ratio the model does not take, listing the ones it does.
+    pub fn aspect_ratio(model_id: &str) -> Self {
+        let family =
+            crate::models::find(model_id).map_or(aperture_models::Family::Pro3, |m| m.family);
+        let names: Vec<String> = family
+            .ratios()
+            .iter()
+            .map(|r| format!("'{}'", r.name))
+            .collect();
+        let list = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{}, or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        ApiError::invalid_argument(format!(
+            "* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of \
+             {list}.\n"
+        ))
+    }
+
     /// 404 for a model that does not exist or cannot generate content.
     pub fn model_not_found(model: &str) -> Self {
         ApiError::new(
@@ -104,7 +187,8 @@ impl ApiError {
         )
     }
 
-    /// 429 RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo details.
+    /// 429 RESOURCE_EXHAUSTED for one free-tier request quota, with QuotaFailure, Help and RetryInfo details
+    /// (the message keeps nanoseconds, `retryDelay` whole seconds, as production does).
     pub fn quota_exhausted(
         base_model: &str,
         per: QuotaWindow,
@@ -115,36 +199,66 @@ impl ApiError {
             QuotaWindow::Minute => "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
             QuotaWindow::Day => "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
         };
-        let delay = format_duration(retry);
-        let message = format!(
-            "You exceeded your current quota, please check your plan and billing details. For more information \
-             on this error, head to: {RATE_LIMITS_URL}.\n* Quota exceeded for metric: {FREE_TIER_METRIC}, \
-             limit: {limit}, model: {base_model}\nPlease retry in {delay}."
-        );
-        ApiError::with_details(
-            429,
-            "RESOURCE_EXHAUSTED",
-            message,
-            json!([
-                {
-                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [{
-                        "quotaMetric": FREE_TIER_METRIC,
-                        "quotaId": quota_id,
-                        "quotaDimensions": {"location": "global", "model": base_model},
-                        "quotaValue": limit.to_string()
-                    }]
-                },
-                {
-                    "@type": "type.googleapis.com/google.rpc.Help",
-                    "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMITS_URL}]
-                },
-                {
-                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": delay
-                }
-            ]),
+        ApiError::quota(
+            &[Violation {
+                metric: FREE_TIER_METRIC,
+                quota_id,
+                model: base_model,
+                limit,
+            }],
+            &format_duration(retry),
+            Some(retry.as_secs()),
         )
+    }
+
+    /// 429 RESOURCE_EXHAUSTED naming every violated quota; `retry_in` is the message's "Please retry in"
+    /// text and `retry_secs` the RetryInfo detail (none when `None`).
+    pub fn quota(violations: &[Violation<'_>], retry_in: &str, retry_secs: Option<u64>) -> Self {
+        let mut message = format!(
+            "You exceeded your current quota, please check your plan and billing details. For more information \
+             on this error, head to: {RATE_LIMITS_URL}. To monitor your current usage, head to: {USAGE_URL}. "
+        );
+        for v in violations {
+            message.push_str(&format!(
+                "\n* Quota exceeded for metric: {}, limit: {}, model: {}",
+                v.metric, v.limit, v.model
+            ));
+        }
+        message.push_str(&format!("\nPlease retry in {retry_in}."));
+        let violations: Vec<Value> = violations
+            .iter()
+            .map(|v| {
+                let mut violation = json!({
+                    "quotaMetric": v.metric,
+                    "quotaId": v.quota_id,
+                    "quotaDimensions": {"location": "global", "model": v.model},
+                });
+                // proto3 JSON leaves a zero int64 out.
+                if v.limit > 0 {
+                    violation["quotaValue"] = json!(v.limit.to_string());
+                }
+                violation
+            })
+            .collect();
+        let mut details = vec![
+            json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}),
+            ApiError::help_detail(),
+        ];
+        if let Some(secs) = retry_secs {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": format!("{secs}s")
+            }));
+        }
+        ApiError::with_details(429, "RESOURCE_EXHAUSTED", message, Value::Array(details))
+    }
+
+    /// The Help detail of 429 bodies.
+    pub fn help_detail() -> Value {
+        json!({
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMITS_URL}]
+        })
     }
 
     /// The error the real API sends for `status` on a call to `model_id`, used for injected faults.

@@ -1,70 +1,51 @@
-//! The `generateContent` endpoint: the checks in the order the real API applies them (injected fault, key,
-//! model, body, quota), then the safety verdict and the image answer.
+//! The `generateContent` and `streamGenerateContent` endpoints: the checks in the order the real API applies
+//! them (injected fault, key, model, body), then the call's shape (instance-wide, overridden by `emu:`
+//! directives in the prompt): delay, named error, quota, block / finish / refusal, safety verdict, and the
+//! image answer.
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use crate::catalog::ErrorContext;
+use crate::directives;
 use crate::errors::ApiError;
-use crate::images::{self, pixel_size, Rendered};
+use crate::images::{self, ImageSpec};
 use crate::models;
+use crate::reply::Reply;
 use crate::request;
-use crate::response::Answer;
+use crate::response::{Answer, Plan};
 use crate::safety::Verdict;
-use crate::state::{KeyCheck, Shared};
+use crate::shape::SignatureSize;
+use crate::signatures::{self, Carrier};
+use crate::state::{Injected, KeyCheck, Shared};
+use crate::stream::{self, Framing};
 
-/// An HTTP answer with a JSON body.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
+/// One call: which endpoint, for which model, with which key and body.
+pub(crate) struct Call<'a> {
+    pub model_id: &'a str,
+    pub key: Option<&'a str>,
+    pub body: &'a [u8],
+    /// `None` for `generateContent`, the framing for `streamGenerateContent`.
+    pub stream: Option<Framing>,
 }
 
-impl Reply {
-    pub fn ok(body: Vec<u8>) -> Self {
-        Reply { status: 200, body }
-    }
-
-    pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Reply {
-            status,
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
-    }
-}
-
-impl From<ApiError> for Reply {
-    fn from(e: ApiError) -> Self {
-        Reply::json(e.status, &e.body)
-    }
-}
-
-/// Answers `POST /v1beta/models/{model_id}:generateContent`.
-pub(crate) async fn generate_content(
-    shared: &Arc<Shared>,
-    model_id: &str,
-    key: Option<&str>,
-    body: &[u8],
-) -> Reply {
-    let arrival = shared.arrive(key);
+/// Answers `POST /v1beta/models/{model_id}:generateContent` (or `:streamGenerateContent`).
+pub(crate) async fn generate_content(shared: &Arc<Shared>, call: Call<'_>) -> Reply {
+    let arrival = shared.arrive(call.key);
     if !arrival.latency.is_zero() {
         tokio::time::sleep(arrival.latency).await;
     }
-    let reply = match answer(
-        shared,
-        model_id,
-        key,
-        body,
-        arrival.injected,
-        arrival.sequence,
-    )
-    .await
-    {
+    let sequence = arrival.sequence;
+    let reply = match answer(shared, &call, arrival.injected, arrival.shape, sequence).await {
         Ok(reply) => reply,
         Err(e) => e.into(),
     };
     tracing::debug!(
-        model = model_id,
+        model = call.model_id,
         status = reply.status,
-        call = arrival.sequence,
+        call = sequence,
+        stream = call.stream.is_some(),
         "generateContent"
     );
     reply
@@ -72,79 +53,120 @@ pub(crate) async fn generate_content(
 
 async fn answer(
     shared: &Arc<Shared>,
-    model_id: &str,
-    key: Option<&str>,
-    body: &[u8],
-    injected: Option<u16>,
+    call: &Call<'_>,
+    injected: Option<Injected>,
+    instance_shape: crate::shape::Shape,
     sequence: u64,
 ) -> Result<Reply, ApiError> {
-    if let Some(status) = injected {
-        tracing::info!(status, "answering with an injected failure");
-        return Err(ApiError::for_status(status, model_id));
+    let ctx = ErrorContext {
+        model_id: call.model_id,
+        key: call.key,
+    };
+    match injected {
+        Some(Injected::Status(status)) => {
+            tracing::info!(status, "answering with an injected failure");
+            return Err(ApiError::for_status(status, call.model_id));
+        }
+        Some(Injected::Named(named)) => {
+            tracing::info!(error = named.as_str(), "answering with an injected failure");
+            return Ok(named.reply(ctx));
+        }
+        None => {}
     }
-    let key = key.ok_or_else(ApiError::unregistered_caller)?;
+    let key = call.key.ok_or_else(ApiError::unregistered_caller)?;
     let quota = match shared.check_key(key) {
         KeyCheck::Valid(quota) => quota,
         KeyCheck::Invalid => return Err(ApiError::api_key_invalid()),
     };
-    let model = models::find(model_id).ok_or_else(|| ApiError::model_not_found(model_id))?;
-    let request = request::parse(model_id, body)?;
+    let model =
+        models::find(call.model_id).ok_or_else(|| ApiError::model_not_found(call.model_id))?;
+    let request = request::parse(&model, call.body)?;
+    let directives = directives::parse(&request.prompt)
+        .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
+    let shape = instance_shape.overlaid(&directives);
+    if let Some(delay) = shape.delay.filter(|d| !d.is_zero()) {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(named) = shape.error {
+        return Ok(named.reply(ctx));
+    }
     shared
         .admit(key, quota)
         .map_err(|e| ApiError::quota_exhausted(model.quota_model, e.per, e.limit, e.retry))?;
 
-    let prompt_hash = images::prompt_hash(&request.prompt);
     let answer = Answer {
-        model_version: model_id,
+        model_id: call.model_id,
         model,
         request: &request,
-        prompt_hash: &prompt_hash,
+        hash: images::prompt_hash(&request.prompt),
         sequence,
+        shape: &shape,
     };
-    let body = match shared.triggers.judge(&request.prompt, &request.thresholds) {
-        Verdict::PromptBlocked => answer.prompt_blocked(),
-        Verdict::HarmBlocked(ratings) => answer.harm_blocked(&ratings),
-        Verdict::ImageFiltered => answer.image_filtered(),
-        Verdict::Allowed(ratings) => {
-            let rendered = if request.image_out {
-                Some(
-                    render(
-                        shared,
-                        prompt_hash,
-                        request.aspect_ratio,
-                        request.image_size,
-                    )
-                    .await?,
-                )
-            } else {
-                None
-            };
-            answer.success(rendered.as_deref(), &ratings)
+    let body = if let Some(reason) = shape.block {
+        answer.blocked(reason)
+    } else if let Some(reason) = shape.finish {
+        answer.finished(reason, shape.content)
+    } else if shape.refuse.is_some() {
+        finish_plan(shared, answer.refusal_plan()).await?
+    } else {
+        match shared.triggers.judge(&request.prompt, &request.thresholds) {
+            Verdict::PromptBlocked => answer.blocked(crate::shape::BlockReason::ProhibitedContent),
+            Verdict::HarmBlocked(ratings) => answer.harm_blocked(&ratings),
+            Verdict::ImageFiltered => answer.image_filtered(),
+            Verdict::Allowed(ratings) => {
+                let size = model
+                    .family
+                    .pixel_size(request.aspect_ratio, request.image_size)
+                    .ok_or_else(|| ApiError::for_status(500, call.model_id))?;
+                let mut body = finish_plan(shared, answer.plan(size)).await?;
+                Answer::with_ratings(&mut body, &ratings);
+                body
+            }
         }
     };
-    Ok(Reply::ok(body))
+    Ok(match call.stream {
+        None => Reply::ok(&body),
+        Some(framing) => {
+            let closing = model.thinking().then(|| {
+                signatures::signature(
+                    &shared.signatures,
+                    &answer.hash,
+                    usize::MAX,
+                    Carrier::Text,
+                    SignatureSize::Short,
+                )
+            });
+            stream::reply(
+                &stream::events(&body, closing.as_deref().map(String::as_str)),
+                framing,
+            )
+        }
+    })
 }
 
-/// The images for a prompt, from the cache or rendered off the async runtime.
-async fn render(
-    shared: &Arc<Shared>,
-    hash: [u8; 32],
-    ratio: &'static str,
-    size: &'static str,
-) -> Result<Arc<Rendered>, ApiError> {
-    let key = (hash, ratio, size);
-    if let Some(rendered) = shared.images.get(&key) {
-        return Ok(rendered);
+/// Renders the plan's images (cached) and builds its signatures off the async runtime.
+async fn finish_plan(shared: &Arc<Shared>, plan: Plan) -> Result<Value, ApiError> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let rendered: Vec<Arc<String>> = plan
+            .image_specs()
+            .iter()
+            .map(|spec| rendered(&shared, spec))
+            .collect();
+        plan.into_response(&rendered, &shared.signatures)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "answer rendering task failed");
+        ApiError::for_status(500, "")
+    })
+}
+
+fn rendered(shared: &Shared, spec: &ImageSpec) -> Arc<String> {
+    if let Some(hit) = shared.images.get(spec) {
+        return hit;
     }
-    let internal = || ApiError::for_status(500, "");
-    let (width, height) = pixel_size(ratio, size).ok_or_else(internal)?;
-    let rendered = tokio::task::spawn_blocking(move || images::render(&hash, width, height))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "image rendering task failed");
-            internal()
-        })?;
-    let rendered = Arc::new(rendered);
-    shared.images.put(key, rendered.clone());
-    Ok(rendered)
+    let image = Arc::new(images::render(spec));
+    shared.images.put(*spec, image.clone());
+    image
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::catalog::NamedError;
 use crate::config::{EmulatorConfig, KeySpec, QuotaWindow};
 use crate::server;
-use crate::state::Shared;
+use crate::shape::{Shape, ShapeError};
+use crate::state::{Injected, Shared};
 
 /// A running emulator. Clones control the same instance; dropping handles does not stop it, `shutdown` does.
 #[derive(Clone)]
@@ -63,7 +65,33 @@ impl Emulator {
     /// The next `generateContent` calls answer these HTTP statuses, in order, with the real error bodies
     /// (429 is the per-minute quota body).
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.shared.fail_next(statuses);
+        let queued: Vec<Injected> = statuses.iter().map(|s| Injected::Status(*s)).collect();
+        self.shared.fail_next(None, &queued);
+    }
+
+    /// The next `generateContent` calls answer these named real errors (`429-limit0`, `503-overloaded`, ...;
+    /// see `docs/emulator.md`), in order. Nothing is queued if a name is unknown.
+    pub fn fail_next_named(&self, names: &[&str]) -> Result<(), ShapeError> {
+        let queued = named(names)?;
+        self.shared.fail_next(None, &queued);
+        Ok(())
+    }
+
+    /// Like `fail_next_named`, but only calls presenting `key` take these (before the shared queue).
+    pub fn fail_next_named_for_key(&self, key: &str, names: &[&str]) -> Result<(), ShapeError> {
+        let queued = named(names)?;
+        self.shared.fail_next(Some(key), &queued);
+        Ok(())
+    }
+
+    /// The instance-wide answer shape from now on (per-call `emu:` directives still override it).
+    pub fn set_shape(&self, shape: Shape) {
+        self.shared.set_shape(shape);
+    }
+
+    /// The instance-wide answer shape.
+    pub fn shape(&self) -> Shape {
+        self.shared.shape()
     }
 
     /// Latency added before answering each `generateContent` call from now on.
@@ -98,6 +126,21 @@ impl Emulator {
     pub fn shutdown(&self) {
         self.shared.shutdown();
     }
+}
+
+fn named(names: &[&str]) -> Result<Vec<Injected>, ShapeError> {
+    names
+        .iter()
+        .map(|name| {
+            NamedError::parse(name)
+                .map(Injected::Named)
+                .ok_or_else(|| ShapeError::InvalidValue {
+                    name: "error".to_string(),
+                    value: name.to_string(),
+                    expected: "a named error (see docs/emulator.md)",
+                })
+        })
+        .collect()
 }
 
 /// Runs an emulator on `addr` until ctrl-c (or SIGTERM), printing `Gemini emulator listening on http://ADDR`

@@ -1,5 +1,6 @@
-//! Deterministic images at Gemini's documented pixel sizes: stripes in bands, coloured from sha256(prompt),
-//! described as runs of periodic rows so `png_writer` can encode even 4K images cheaply in debug builds; plus a
+//! Deterministic images at Gemini's documented pixel sizes (from the shared `aperture-models` table): stripes
+//! in bands, coloured from a seed derived from sha256(prompt), described as runs of periodic rows so
+//! `png_writer` encodes even 4K PNGs cheaply in debug builds, or expanded and encoded as baseline JPEG; plus a
 //! small LRU so repeated prompts are not re-encoded.
 
 use std::collections::VecDeque;
@@ -8,58 +9,29 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use aperture_models::Family;
+
 use crate::png_writer::{encode_rgb, RowRun};
+use crate::shape::Mime;
 
-/// Aspect ratios the image models accept.
-pub const ASPECT_RATIOS: [&str; 10] = [
-    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
-];
-
-/// Image sizes the image models accept.
-pub const IMAGE_SIZES: [&str; 3] = ["1K", "2K", "4K"];
-
-/// Longest side of the interim "thought" image.
+/// Longest side of the interim "thought" image and of drafts.
 const INTERIM_MAX_SIDE: u32 = 256;
 
-/// The documented pixel size (width, height) for an aspect ratio and image size, e.g. `("16:9", "1K")` ->
-/// 1376x768. `None` for values the API rejects.
+/// JPEG quality: below 90 the encoder subsamples chroma (4:2:0), like most camera and model output.
+const JPEG_QUALITY: u8 = 85;
+
+/// The pixel size (width, height) Gemini 3 Pro Image answers with for an aspect ratio and image size, e.g.
+/// `("16:9", "1K")` -> 1376x768. `None` for values it rejects.
 pub fn pixel_size(aspect_ratio: &str, image_size: &str) -> Option<(u32, u32)> {
-    let (w, h) = match aspect_ratio {
-        "1:1" => (1024, 1024),
-        "2:3" => (848, 1264),
-        "3:2" => (1264, 848),
-        "3:4" => (896, 1200),
-        "4:3" => (1200, 896),
-        "4:5" => (928, 1152),
-        "5:4" => (1152, 928),
-        "9:16" => (768, 1376),
-        "16:9" => (1376, 768),
-        "21:9" => (1584, 672),
-        _ => return None,
-    };
-    let scale = match image_size {
-        "1K" => 1,
-        "2K" => 2,
-        "4K" => 4,
-        _ => return None,
-    };
-    Some((w * scale, h * scale))
+    Family::Pro3.pixel_size(aspect_ratio, image_size)
 }
 
-/// The interim image's size: the final aspect ratio, longest side 256 px.
-fn interim_size(width: u32, height: u32) -> (u32, u32) {
-    let longest = width.max(height);
-    let scale = |v: u32| (v * INTERIM_MAX_SIDE / longest).max(1);
-    (scale(width), scale(height))
-}
-
-/// A generated pair of images, base64-encoded and ready for `inlineData`.
-#[derive(Debug)]
-pub(crate) struct Rendered {
-    /// The final image.
-    pub png_base64: String,
-    /// The smaller interim image shown as a thought.
-    pub interim_base64: String,
+/// The pixel size model `model_id` (any id the emulator serves) answers with, e.g.
+/// `("gemini-2.5-flash-image", "16:9", "1K")` -> 1344x768. `None` for an unknown model or a value it rejects.
+pub fn pixel_size_for(model_id: &str, aspect_ratio: &str, image_size: &str) -> Option<(u32, u32)> {
+    crate::models::find(model_id)?
+        .family
+        .pixel_size(aspect_ratio, image_size)
 }
 
 /// sha256 of the prompt: the seed of everything generated for it.
@@ -67,21 +39,74 @@ pub(crate) fn prompt_hash(prompt: &str) -> [u8; 32] {
     Sha256::digest(prompt.as_bytes()).into()
 }
 
-/// Renders the final and the interim image for a prompt hash at `width` x `height`. CPU-heavy for 4K: call it
-/// from `spawn_blocking`.
-pub(crate) fn render(hash: &[u8; 32], width: u32, height: u32) -> Rendered {
-    let final_png = encode_png(hash, width, height, Style::Final);
-    let (iw, ih) = interim_size(width, height);
-    let interim_png = encode_png(hash, iw, ih, Style::Sketch);
-    let b64 = base64::engine::general_purpose::STANDARD;
-    Rendered {
-        png_base64: b64.encode(final_png),
-        interim_base64: b64.encode(interim_png),
+/// The seed of the `index`-th image of an answer (index 0 is the plain final image: the prompt hash itself).
+pub(crate) fn image_seed(hash: &[u8; 32], index: usize) -> [u8; 32] {
+    if index == 0 {
+        return *hash;
     }
+    let mut hasher = Sha256::new();
+    hasher.update(b"image");
+    hasher.update(hash);
+    hasher.update((index as u64).to_be_bytes());
+    hasher.finalize().into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
+/// The interim image's and drafts' size: the final aspect ratio, longest side 256 px.
+pub(crate) fn interim_size(width: u32, height: u32) -> (u32, u32) {
+    let longest = width.max(height).max(1);
+    let scale = |v: u32| (v * INTERIM_MAX_SIDE / longest).max(1);
+    (scale(width), scale(height))
+}
+
+/// One image to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ImageSpec {
+    pub seed: [u8; 32],
+    pub width: u32,
+    pub height: u32,
+    pub style: Style,
+    pub mime: Mime,
+}
+
+/// Renders and encodes one image, base64 for `inlineData`. CPU-heavy for 4K: call it from `spawn_blocking`.
+pub(crate) fn render(spec: &ImageSpec) -> String {
+    let runs = row_runs(&spec.seed, spec.width, spec.height, spec.style);
+    let bytes = match spec.mime {
+        Mime::Png => encode_rgb(spec.width, spec.height, &runs),
+        Mime::Jpeg => encode_jpeg(spec.width, spec.height, &runs),
+    };
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Expands the row runs into RGB rows and encodes a baseline JPEG. Sizes fit in u16 (the largest is 6336).
+fn encode_jpeg(width: u32, height: u32, runs: &[RowRun]) -> Vec<u8> {
+    let row_bytes = width as usize * 3;
+    let mut rgb = Vec::with_capacity(row_bytes * height as usize);
+    let mut row = Vec::with_capacity(row_bytes);
+    for run in runs {
+        row.clear();
+        while row.len() < row_bytes {
+            let take = (row_bytes - row.len()).min(run.period.len());
+            row.extend_from_slice(&run.period[..take]);
+        }
+        for _ in 0..run.rows {
+            rgb.extend_from_slice(&row);
+        }
+    }
+    let mut out = Vec::new();
+    let encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+    let (w, h) = (
+        u16::try_from(width).unwrap_or(u16::MAX),
+        u16::try_from(height).unwrap_or(u16::MAX),
+    );
+    if let Err(e) = encoder.encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb) {
+        tracing::error!(error = %e, width, height, "JPEG encoding failed");
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Style {
     /// Full colour.
     Final,
     /// Grey, coarser: the model's draft.
@@ -189,17 +214,13 @@ fn row_runs(hash: &[u8; 32], width: u32, height: u32, style: Style) -> Vec<RowRu
     runs
 }
 
-fn encode_png(hash: &[u8; 32], width: u32, height: u32, style: Style) -> Vec<u8> {
-    encode_rgb(width, height, &row_runs(hash, width, height, style))
-}
+/// Cache key: everything that decides the encoded bytes.
+type Key = ImageSpec;
 
-/// Cache key: prompt hash, aspect ratio, image size.
-type Key = ([u8; 32], &'static str, &'static str);
-
-/// A small LRU of rendered images, bounded by entries and bytes, so retries and repeated prompts (the gateway's
-/// tests send many) do not re-encode 4K images.
+/// A small LRU of rendered images (base64), bounded by entries and bytes, so retries and repeated prompts (the
+/// gateway's tests send many) do not re-encode 4K images.
 pub(crate) struct ImageCache {
-    entries: Mutex<VecDeque<(Key, Arc<Rendered>)>>,
+    entries: Mutex<VecDeque<(Key, Arc<String>)>>,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -213,11 +234,11 @@ impl ImageCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Key, Arc<Rendered>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Key, Arc<String>)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<Rendered>> {
+    pub fn get(&self, key: &Key) -> Option<Arc<String>> {
         let mut entries = self.lock();
         let index = entries.iter().position(|(k, _)| k == key)?;
         let entry = entries.remove(index)?;
@@ -226,14 +247,13 @@ impl ImageCache {
         Some(rendered)
     }
 
-    pub fn put(&self, key: Key, rendered: Arc<Rendered>) {
+    pub fn put(&self, key: Key, rendered: Arc<String>) {
         let mut entries = self.lock();
         entries.retain(|(k, _)| *k != key);
         entries.push_front((key, rendered));
-        let size = |r: &Rendered| r.png_base64.len() + r.interim_base64.len();
         while entries.len() > 1
             && (entries.len() > self.max_entries
-                || entries.iter().map(|(_, r)| size(r)).sum::<usize>() > self.max_bytes)
+                || entries.iter().map(|(_, r)| r.len()).sum::<usize>() > self.max_bytes)
         {
             entries.pop_back();
         }
@@ -245,7 +265,7 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    fn decode(b64: &str) -> (u32, u32, Vec<u8>) {
+    fn decode_png(b64: &str) -> (u32, u32, Vec<u8>) {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .unwrap();
@@ -257,6 +277,26 @@ mod tests {
         (info.width, info.height, buf)
     }
 
+    fn decode_jpeg(b64: &str) -> (u32, u32, Vec<u8>) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
+        let pixels = decoder.decode().unwrap();
+        let info = decoder.info().unwrap();
+        (u32::from(info.width), u32::from(info.height), pixels)
+    }
+
+    fn spec(prompt: &str, width: u32, height: u32, mime: Mime) -> ImageSpec {
+        ImageSpec {
+            seed: prompt_hash(prompt),
+            width,
+            height,
+            style: Style::Final,
+            mime,
+        }
+    }
+
     #[test]
     fn the_documented_table() {
         assert_eq!(pixel_size("16:9", "1K"), Some((1376, 768)));
@@ -266,58 +306,77 @@ mod tests {
         assert_eq!(pixel_size("4:5", "2K"), Some((1856, 2304)));
         assert_eq!(pixel_size("7:3", "1K"), None);
         assert_eq!(pixel_size("1:1", "1k"), None);
-        for ratio in ASPECT_RATIOS {
-            for size in IMAGE_SIZES {
-                assert!(pixel_size(ratio, size).is_some());
-            }
-        }
+        assert_eq!(pixel_size("1:1", "512"), None);
+        assert_eq!(
+            pixel_size_for("gemini-2.5-flash-image", "16:9", "1K"),
+            Some((1344, 768))
+        );
+        assert_eq!(
+            pixel_size_for("gemini-3.1-flash-image", "1:8", "512"),
+            Some((192, 1536))
+        );
+        assert_eq!(pixel_size_for("gemini-9", "1:1", "1K"), None);
     }
 
     #[test]
     fn images_decode_at_the_right_size_and_are_deterministic() {
-        let hash = prompt_hash("a lighthouse at dusk");
-        let a = render(&hash, 1376, 768);
-        let b = render(&hash, 1376, 768);
-        assert_eq!(a.png_base64, b.png_base64);
-        let (w, h, pixels) = decode(&a.png_base64);
+        let a = render(&spec("a lighthouse at dusk", 1376, 768, Mime::Png));
+        let b = render(&spec("a lighthouse at dusk", 1376, 768, Mime::Png));
+        assert_eq!(a, b);
+        let (w, h, pixels) = decode_png(&a);
         assert_eq!((w, h), (1376, 768));
         assert!(
             pixels.chunks(3).any(|p| p != &pixels[..3]),
             "not a flat image"
         );
-        let (iw, ih, _) = decode(&a.interim_base64);
+        let (iw, ih) = interim_size(1376, 768);
         assert_eq!((iw, ih), (256, 142));
-        let c = render(&prompt_hash("a lighthouse at dawn"), 1376, 768);
-        assert_ne!(a.png_base64, c.png_base64);
+        let c = render(&spec("a lighthouse at dawn", 1376, 768, Mime::Png));
+        assert_ne!(a, c);
+        let j = render(&spec("a lighthouse at dusk", 1376, 768, Mime::Jpeg));
+        let (jw, jh, jpixels) = decode_jpeg(&j);
+        assert_eq!((jw, jh), (1376, 768));
+        assert!(jpixels.chunks(3).any(|p| p != &jpixels[..3]));
+        assert_ne!(image_seed(&prompt_hash("x"), 1), prompt_hash("x"));
     }
 
     /// Not a timing assert: prints how long the largest images take in this (usually debug) build.
     #[test]
     fn four_k_cost() {
-        for (ratio, size) in [("21:9", "4K"), ("9:16", "4K"), ("1:1", "4K")] {
+        for (ratio, size, mime) in [
+            ("21:9", "4K", Mime::Png),
+            ("9:16", "4K", Mime::Jpeg),
+            ("1:1", "4K", Mime::Jpeg),
+        ] {
             let (w, h) = pixel_size(ratio, size).unwrap();
             let start = Instant::now();
-            let r = render(&prompt_hash("timing"), w, h);
+            let r = render(&spec("timing", w, h, mime));
             let elapsed = start.elapsed();
             eprintln!(
-                "render {ratio} {size} ({w}x{h}): {elapsed:?}, base64 PNG {} bytes",
-                r.png_base64.len()
+                "render {ratio} {size} {mime:?} ({w}x{h}): {elapsed:?}, base64 {} bytes",
+                r.len()
             );
-            let (dw, dh, _) = decode(&r.png_base64);
-            assert_eq!((dw, dh), (w, h));
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&r)
+                .unwrap();
+            match mime {
+                Mime::Png => assert_eq!(decode_png(&r).0, w),
+                Mime::Jpeg => assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF]),
+            }
         }
     }
 
     #[test]
     fn the_cache_is_a_bounded_lru() {
         let cache = ImageCache::new(2, usize::MAX);
-        let item = || {
-            Arc::new(Rendered {
-                png_base64: String::new(),
-                interim_base64: String::new(),
-            })
+        let item = || Arc::new(String::new());
+        let k = |n: u8| ImageSpec {
+            seed: [n; 32],
+            width: 1,
+            height: 1,
+            style: Style::Final,
+            mime: Mime::Png,
         };
-        let k = |n: u8| ([n; 32], "1:1", "1K");
         cache.put(k(1), item());
         cache.put(k(2), item());
         assert!(cache.get(&k(1)).is_some());
@@ -325,5 +384,10 @@ mod tests {
         assert!(cache.get(&k(2)).is_none());
         assert!(cache.get(&k(1)).is_some());
         assert!(cache.get(&k(3)).is_some());
+        let jpeg = ImageSpec {
+            mime: Mime::Jpeg,
+            ..k(1)
+        };
+        assert!(cache.get(&jpeg).is_none(), "the format is part of the key");
     }
 }

@@ -1,6 +1,8 @@
 //! A faithful subset of Google's Gemini `generateContent` API for image models, so Aperture's demo mode and
-//! tests run without the internet: real PNGs at the documented sizes, thought parts, usage metadata, safety
-//! outcomes, per-key quotas with the real 429 body, and injectable faults and latency.
+//! tests run without the internet: real JPEGs and PNGs at each model's pixel sizes, thought parts and
+//! signatures, usage metadata, safety outcomes, per-key quotas with the real 429 body, streaming, and every
+//! response shape production is known to send, selectable per instance ([`Shape`]) or per call (`emu:`
+//! directives in the prompt), plus injectable named errors and latency. See `docs/emulator.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -11,8 +13,10 @@
 //! # let _ = url; Ok(()) }
 //! ```
 
+mod catalog;
 mod config;
 mod control;
+mod directives;
 mod errors;
 mod generate;
 mod handle;
@@ -20,12 +24,25 @@ mod images;
 mod models;
 mod png_writer;
 mod quota;
+mod reply;
 mod request;
 mod response;
 mod safety;
 mod server;
+mod shape;
+mod signatures;
 mod state;
+mod stream;
+mod texts;
+mod usage;
+mod wire;
 
+pub use catalog::NamedError;
 pub use config::{EmulatorConfig, HarmTerm, KeySpec, Quota, QuotaWindow};
+pub use directives::PREFIX as DIRECTIVE_PREFIX;
 pub use handle::{run_standalone, Emulator};
-pub use images::pixel_size;
+pub use images::{pixel_size, pixel_size_for};
+pub use shape::{
+    BlockReason, ContentShape, FinishReason, Layout, Mime, Refusal, Shape, ShapeError,
+    SignatureSize, TextMode, MAX_DELAY_MS,
+};

@@ -1,13 +1,13 @@
 //! HTTP serving: the accept loop (which shutdown stops by closing the listener), one hyper connection task per
-//! client, and routing of the Gemini paths, API-key extraction and body limits.
+//! client, and routing of the Gemini paths (`generateContent`, `streamGenerateContent`, models, control),
+//! API-key extraction and body limits.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -16,9 +16,12 @@ use tokio::net::TcpStream;
 
 use crate::control;
 use crate::errors::ApiError;
-use crate::generate::{generate_content, Reply};
+use crate::generate::{generate_content, Call};
 use crate::models;
+use crate::reply::Reply;
 use crate::state::{KeyCheck, Shared};
+use crate::stream::Framing;
+use crate::wire::{self, ChunkedBody};
 
 /// The real API refuses request bodies over 20 MiB.
 const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -69,21 +72,18 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
     }
 }
 
-fn to_response(reply: Reply) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
-    *response.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
-}
-
-async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ChunkedBody> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let key = api_key(&parts);
+    let gzip = shared.gzip
+        && wire::accepts_gzip(
+            parts
+                .headers
+                .get(http::header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+        );
+    let to_response = |reply: Reply| wire::to_response(reply, gzip);
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -98,7 +98,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             return to_response(ApiError::invalid_argument(message).into());
         }
     };
-    let method = parts.method;
+    let method = parts.method.clone();
     let reply = if let Some(rest) = path.strip_prefix("/_emulator/") {
         control::handle(shared, &method, rest, &body)
     } else if path == "/v1beta/models" {
@@ -112,10 +112,26 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     } else if let Some(rest) = path.strip_prefix("/v1beta/models/") {
         let rest = rest.replace("%3A", ":").replace("%3a", ":");
         match rest.split_once(':') {
-            Some((model, "generateContent")) if method == Method::POST => {
-                generate_content(shared, model, key.as_deref(), &body).await
+            Some((model, action @ ("generateContent" | "streamGenerateContent")))
+                if method == Method::POST =>
+            {
+                let stream = (action == "streamGenerateContent").then(|| {
+                    if query_param(&parts, "alt").is_some_and(|alt| alt.eq_ignore_ascii_case("sse"))
+                    {
+                        Framing::Sse
+                    } else {
+                        Framing::JsonArray
+                    }
+                });
+                let call = Call {
+                    model_id: model,
+                    key: key.as_deref(),
+                    body: &body,
+                    stream,
+                };
+                generate_content(shared, call).await
             }
-            Some((_, "generateContent")) => {
+            Some((_, "generateContent" | "streamGenerateContent")) => {
                 ApiError::method_not_allowed(method.as_str(), &path).into()
             }
             Some(_) => ApiError::path_not_found(&path).into(),
@@ -149,18 +165,21 @@ fn api_key(parts: &http::request::Parts) -> Option<String> {
         .get("x-goog-api-key")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_string());
-    let from_query = || {
-        parts.uri.query().and_then(|q| {
-            q.split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(name, _)| *name == "key")
-                .map(|(_, value)| percent_decode(value))
-        })
-    };
+    let from_query = || query_param(parts, "key");
     from_header
         .filter(|k| !k.is_empty())
         .or_else(from_query)
         .filter(|k| !k.is_empty())
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(parts: &http::request::Parts, name: &str) -> Option<String> {
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| percent_decode(value))
+    })
 }
 
 fn percent_decode(s: &str) -> String {

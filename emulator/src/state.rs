@@ -1,5 +1,6 @@
 //! The state one emulator shares between its server tasks and its control handle: keys and quotas, injected
-//! faults, latency, call counters, the image cache, and the listener that shutdown closes.
+//! faults (by status or by name, for everyone or for one key), latency, the instance-wide answer shape, call
+//! counters, the image and signature caches, and the listener that shutdown closes.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -10,10 +11,13 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::catalog::NamedError;
 use crate::config::{EmulatorConfig, KeySpec, Quota, QuotaWindow};
 use crate::images::ImageCache;
 use crate::quota::{Exceeded, QuotaBook};
 use crate::safety::Triggers;
+use crate::shape::Shape;
+use crate::signatures::SignatureCache;
 
 /// Rendered images kept for repeated prompts.
 const IMAGE_CACHE_ENTRIES: usize = 16;
@@ -26,14 +30,34 @@ pub(crate) enum KeyCheck {
     Invalid,
 }
 
+/// A queued failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// The usual error body for an HTTP status.
+    Status(u16),
+    /// A named real error body.
+    Named(NamedError),
+}
+
+impl Injected {
+    fn to_json(self) -> serde_json::Value {
+        match self {
+            Injected::Status(s) => serde_json::json!(s),
+            Injected::Named(e) => serde_json::json!(e.as_str()),
+        }
+    }
+}
+
 /// What one `generateContent` call learns when it arrives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Arrival {
     pub latency: Duration,
-    /// An injected failure status to answer with, if one is queued.
-    pub injected: Option<u16>,
+    /// An injected failure to answer with, if one is queued (the key's own queue first).
+    pub injected: Option<Injected>,
     /// The call's sequence number, for response ids.
     pub sequence: u64,
+    /// The instance-wide answer shape at arrival.
+    pub shape: Shape,
 }
 
 #[derive(Debug)]
@@ -42,8 +66,10 @@ struct State {
     open: bool,
     keys: HashMap<String, Option<Quota>>,
     quota: QuotaBook,
-    fail_next: VecDeque<u16>,
+    fail_next: VecDeque<Injected>,
+    fail_next_by_key: HashMap<String, VecDeque<Injected>>,
     latency: Duration,
+    shape: Shape,
     calls: u64,
     calls_by_key: HashMap<String, u64>,
 }
@@ -53,6 +79,9 @@ pub(crate) struct Shared {
     pub addr: SocketAddr,
     pub triggers: Triggers,
     pub images: ImageCache,
+    pub signatures: SignatureCache,
+    /// Compress answers for clients that accept gzip.
+    pub gzip: bool,
     state: Mutex<State>,
     listener: Mutex<Option<TcpListener>>,
     shutdown: watch::Sender<bool>,
@@ -69,12 +98,16 @@ impl Shared {
             addr,
             triggers: Triggers::from_config(config),
             images: ImageCache::new(IMAGE_CACHE_ENTRIES, IMAGE_CACHE_BYTES),
+            signatures: SignatureCache::new(),
+            gzip: config.gzip,
             state: Mutex::new(State {
                 open: config.keys.is_empty(),
                 keys,
                 quota: QuotaBook::default(),
                 fail_next: VecDeque::new(),
+                fail_next_by_key: HashMap::new(),
                 latency: config.latency,
+                shape: config.shape.clone(),
                 calls: 0,
                 calls_by_key: HashMap::new(),
             }),
@@ -91,13 +124,22 @@ impl Shared {
     pub fn arrive(&self, key: Option<&str>) -> Arrival {
         let mut state = self.state();
         state.calls += 1;
+        let mut injected = None;
         if let Some(key) = key {
             *state.calls_by_key.entry(key.to_string()).or_insert(0) += 1;
+            injected = state
+                .fail_next_by_key
+                .get_mut(key)
+                .and_then(VecDeque::pop_front);
+        }
+        if injected.is_none() {
+            injected = state.fail_next.pop_front();
         }
         Arrival {
             latency: state.latency,
-            injected: state.fail_next.pop_front(),
+            injected,
             sequence: state.calls,
+            shape: state.shape.clone(),
         }
     }
 
@@ -114,8 +156,25 @@ impl Shared {
         self.state().quota.admit(key, quota, Instant::now())
     }
 
-    pub fn fail_next(&self, statuses: &[u16]) {
-        self.state().fail_next.extend(statuses.iter().copied());
+    /// Queues failures for every caller, or only for calls presenting `key`.
+    pub fn fail_next(&self, key: Option<&str>, failures: &[Injected]) {
+        let mut state = self.state();
+        match key {
+            None => state.fail_next.extend(failures.iter().copied()),
+            Some(key) => state
+                .fail_next_by_key
+                .entry(key.to_string())
+                .or_default()
+                .extend(failures.iter().copied()),
+        }
+    }
+
+    pub fn set_shape(&self, shape: Shape) {
+        self.state().shape = shape;
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.state().shape.clone()
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -148,7 +207,14 @@ impl Shared {
             "calls": state.calls,
             "calls_by_key": state.calls_by_key,
             "latency_ms": state.latency.as_millis() as u64,
-            "pending_failures": state.fail_next,
+            "pending_failures": state.fail_next.iter().map(|i| i.to_json()).collect::<Vec<_>>(),
+            "pending_failures_by_key": state
+                .fail_next_by_key
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(k, q)| (k.clone(), q.iter().map(|i| i.to_json()).collect::<Vec<_>>()))
+                .collect::<HashMap<_, _>>(),
+            "shape": state.shape.to_json(),
             "shut_down": *self.shutdown.borrow(),
         })
     }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aperture_emulator::{pixel_size, Emulator, EmulatorConfig, KeySpec, QuotaWindow};
+use std::io::Read;
+
 use base64::Engine;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,13 +16,51 @@ const KEY: &str = "test-key";
 
 struct Reply {
     status: u16,
+    /// Lower-cased response head (status line and headers).
+    head: String,
+    /// The body, de-chunked and (if gzip) decompressed.
     body: Vec<u8>,
+    /// The body as it came, de-chunked but still compressed, and its chunk sizes.
+    chunks: Vec<Vec<u8>>,
 }
 
 impl Reply {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            line.split_once(':')
+                .filter(|(n, _)| n.trim() == name)
+                .map(|(_, v)| v.trim())
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+}
+
+/// Splits a chunked body into its chunks.
+fn dechunk(mut raw: &[u8]) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&raw[..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return chunks;
+        }
+        chunks.push(raw[..size].to_vec());
+        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk trailer");
+        raw = &raw[size + 2..];
     }
 }
 
@@ -49,11 +89,27 @@ async fn http(
         .position(|w| w == b"\r\n\r\n")
         .expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    assert!(!head.contains("transfer-encoding: chunked"));
     let status = head[9..12].parse().unwrap();
+    let rest = &raw[split + 4..];
+    let chunks = if head.contains("transfer-encoding: chunked") {
+        assert!(!head.contains("content-length"), "{head}");
+        dechunk(rest)
+    } else {
+        vec![rest.to_vec()]
+    };
+    let mut body = chunks.concat();
+    if head.contains("content-encoding: gzip") {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut plain)
+            .expect("gzip body");
+        body = plain;
+    }
     Reply {
         status,
-        body: raw[split + 4..].to_vec(),
+        head,
+        body,
+        chunks,
     }
 }
 
@@ -117,18 +173,74 @@ fn png_size(b64: &str) -> (u32, u32) {
     (info.width, info.height)
 }
 
+/// A baseline JPEG's size from its SOF0 marker (and that it has one: progressive files use SOF2).
+fn jpeg_sof0_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
+    let mut i = 2;
+    while i + 9 < bytes.len() {
+        assert_eq!(bytes[i], 0xFF, "marker at {i}");
+        let marker = bytes[i + 1];
+        let length = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xC0 {
+            let h = u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]);
+            let w = u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]);
+            return (u32::from(w), u32::from(h));
+        }
+        assert!(marker != 0xC2, "progressive JPEG");
+        i += 2 + length;
+    }
+    panic!("no SOF0 marker");
+}
+
+/// The pixel size of a base64 JPEG (checked by SOF0 and, for small ones, by decoding) or PNG.
+fn image_size(mime: &str, b64: &str) -> (u32, u32) {
+    match mime {
+        "image/png" => png_size(b64),
+        "image/jpeg" => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64");
+            let size = jpeg_sof0_size(&bytes);
+            if size.0 * size.1 <= 1600 * 1600 {
+                let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
+                let pixels = decoder.decode().expect("decodable JPEG");
+                assert_eq!(pixels.len() as u32, size.0 * size.1 * 3);
+            }
+            size
+        }
+        other => panic!("unexpected MIME type {other}"),
+    }
+}
+
+fn parts_of(v: &Value) -> Vec<Value> {
+    v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parts in {v}"))
+        .clone()
+}
+
+fn is_thought(p: &Value) -> bool {
+    p["thought"] == json!(true)
+}
+
 /// The non-thought image of a successful answer.
 fn final_image(v: &Value) -> String {
-    let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap();
+    final_image_with_mime(v).1
+}
+
+/// The MIME type and data of the one non-thought image.
+fn final_image_with_mime(v: &Value) -> (String, String) {
+    let parts = parts_of(v);
     let images: Vec<&Value> = parts
         .iter()
-        .filter(|p| p["thought"] != json!(true) && p.get("inlineData").is_some())
+        .filter(|p| !is_thought(p) && p.get("inlineData").is_some())
         .collect();
     assert_eq!(images.len(), 1, "one final image in {parts:?}");
-    images[0]["inlineData"]["data"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let blob = &images[0]["inlineData"];
+    (
+        blob["mimeType"].as_str().unwrap().to_string(),
+        blob["data"].as_str().unwrap().to_string(),
+    )
 }
 
 fn error_of(reply: &Reply) -> Value {
@@ -155,12 +267,22 @@ async fn images_have_the_documented_pixel_sizes() {
         );
         let v = reply.json();
         let (ratio, size) = (ratio.unwrap_or("1:1"), size.unwrap_or("1K"));
-        assert_eq!(png_size(&final_image(&v)), pixel_size(ratio, size).unwrap());
+        let (mime, data) = final_image_with_mime(&v);
+        assert_eq!(mime, "image/jpeg", "3 Pro answers with JPEG by default");
+        assert_eq!(image_size(&mime, &data), pixel_size(ratio, size).unwrap());
         assert_eq!(v["candidates"][0]["finishReason"], "STOP");
         assert_eq!(v["modelVersion"], MODEL);
         let usage = &v["usageMetadata"];
         let image_tokens = if size == "4K" { 2000 } else { 1120 };
-        assert_eq!(usage["candidatesTokenCount"], image_tokens);
+        // Text tokens are counted but not listed in the details.
+        assert!(usage["candidatesTokenCount"].as_u64().unwrap() > image_tokens);
+        if let Some(details) = usage.get("candidatesTokensDetails") {
+            assert_eq!(
+                details,
+                &json!([{"modality": "IMAGE", "tokenCount": image_tokens}])
+            );
+        }
+        assert_eq!(usage["serviceTier"], "standard");
         let sum = [
             "promptTokenCount",
             "candidatesTokenCount",
@@ -187,18 +309,26 @@ async fn thought_parts_come_before_the_final_image() {
     assert_eq!(parts[0]["thought"], true);
     assert!(parts[0]["text"].as_str().is_some());
     assert_eq!(parts[1]["thought"], true);
-    assert_eq!(parts[1]["inlineData"]["mimeType"], "image/png");
+    assert_eq!(parts[1]["inlineData"]["mimeType"], "image/jpeg");
     assert!(parts[2].get("thought").is_none());
     assert!(parts[2]["text"]
         .as_str()
         .unwrap()
         .starts_with("Here is the image"));
-    assert_eq!(parts[3]["inlineData"]["mimeType"], "image/png");
-    assert!(parts[3]["thoughtSignature"].as_str().is_some());
+    // The first non-thought part and the image carry signatures.
+    assert_eq!(
+        parts[2]["thoughtSignature"].as_str().map(str::len),
+        Some(88)
+    );
+    assert_eq!(parts[3]["inlineData"]["mimeType"], "image/jpeg");
+    assert_eq!(
+        parts[3]["thoughtSignature"].as_str().map(str::len),
+        Some(88)
+    );
     let interim = parts[1]["inlineData"]["data"].as_str().unwrap();
     let fin = parts[3]["inlineData"]["data"].as_str().unwrap();
     assert_ne!(interim, fin);
-    assert_eq!(png_size(interim), (256, 142));
+    assert_eq!(image_size("image/jpeg", interim), (256, 142));
 
     // responseModalities IMAGE only: no answer text, still thoughts and the image.
     let mut body = request("a lighthouse", None, None);
@@ -337,21 +467,25 @@ async fn quotas_answer_the_real_429() {
         details[1]["links"][0]["url"],
         "https://ai.google.dev/gemini-api/docs/rate-limits"
     );
+    // RetryInfo has whole seconds; the message keeps nanoseconds, as production does.
     let delay = retry_delay(&error);
-    let (whole, fraction) = delay
-        .strip_suffix('s')
-        .unwrap()
-        .split_once('.')
-        .expect("fractional");
     assert!(
-        whole.parse::<u64>().is_ok() && fraction.len() == 9,
+        delay.strip_suffix('s').unwrap().parse::<u64>().is_ok(),
         "{delay}"
     );
-    assert!(seconds(&delay) > 0.0 && seconds(&delay) <= 60.0);
+    assert!(seconds(&delay) >= 0.0 && seconds(&delay) <= 60.0);
     let message = error["message"].as_str().unwrap();
     assert!(message.starts_with("You exceeded your current quota"));
     assert!(message.contains("limit: 2, model: gemini-3-pro-image\n"));
-    assert!(message.ends_with(&format!("Please retry in {delay}.")));
+    let in_message = message
+        .rsplit_once("Please retry in ")
+        .unwrap()
+        .1
+        .strip_suffix("s.")
+        .unwrap();
+    let (whole, fraction) = in_message.split_once('.').expect("fractional");
+    assert_eq!(fraction.len(), 9, "{message}");
+    assert_eq!(format!("{whole}s"), delay);
     // Other keys are unaffected.
     assert_eq!(generate(&emu, &body).await.status, 200);
 
@@ -461,10 +595,16 @@ async fn bad_requests_are_rejected_like_the_real_api() {
     body["generationConfig"]["candidateCount"] = json!(2);
     assert_eq!(
         invalid(generate(&emu, &body).await),
-        format!("Multiple candidates is not enabled for models/{MODEL}")
+        "Multiple candidates is not enabled for this model"
     );
-    assert!(invalid(generate(&emu, &request("a cat", Some("7:3"), None)).await).contains("7:3"));
-    assert!(invalid(generate(&emu, &request("a cat", None, Some("3K"))).await).contains("3K"));
+    assert!(
+        invalid(generate(&emu, &request("a cat", Some("7:3"), None)).await)
+            .contains("aspect_ratio must be one of '1:1', '2:3'")
+    );
+    assert_eq!(
+        invalid(generate(&emu, &request("a cat", None, Some("3K"))).await),
+        "Request contains an invalid argument."
+    );
     assert!(invalid(generate(&emu, &json!({"contents": []})).await)
         .contains("contents is not specified"));
     let mut body = request("a cat", None, None);
@@ -492,6 +632,7 @@ async fn bad_requests_are_rejected_like_the_real_api() {
     // The alias and the flash models are served.
     for model in [
         "gemini-3-pro-image",
+        "gemini-3.1-flash-image",
         "gemini-2.5-flash-image",
         "gemini-2.5-flash-image-preview",
     ] {
@@ -522,6 +663,7 @@ async fn models_are_listed() {
         names,
         [
             "models/gemini-3-pro-image-preview",
+            "models/gemini-3.1-flash-image",
             "models/gemini-2.5-flash-image",
             "models/gemini-2.5-flash-image-preview"
         ]
