@@ -783,3 +783,865 @@ async fn base_url_dials_the_bound_port() {
         .unwrap();
     assert!(wildcard.base_url().starts_with("http://127.0.0.1:"));
 }
+
+// ---- Answer shapes: per-call `emu:` directives, the instance-wide shape, named errors, wire format. ----
+
+/// A request whose prompt carries directives.
+fn directed(prompt: &str) -> Value {
+    request(prompt, Some("16:9"), Some("1K"))
+}
+
+async fn ok_json(emu: &Emulator, model: &str, body: &Value) -> Value {
+    let reply = generate_with(emu, Some(KEY), model, body).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+/// The images of an answer: (thought, mime, data, signature length).
+fn images_of(v: &Value) -> Vec<(bool, String, String, Option<usize>)> {
+    parts_of(v)
+        .iter()
+        .filter(|p| p.get("inlineData").is_some())
+        .map(|p| {
+            (
+                is_thought(p),
+                p["inlineData"]["mimeType"].as_str().unwrap().to_string(),
+                p["inlineData"]["data"].as_str().unwrap().to_string(),
+                p["thoughtSignature"].as_str().map(str::len),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn layouts_produce_every_real_arrangement() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let full = pixel_size("16:9", "1K").unwrap();
+
+    // drafts-N: N unflagged images, each signed, smaller drafts then the final one.
+    let v = ok_json(&emu, MODEL, &directed("a harbour emu:layout=drafts-4")).await;
+    let images = images_of(&v);
+    assert_eq!(images.len(), 4);
+    for (i, (thought, mime, data, sig)) in images.iter().enumerate() {
+        assert!(!thought);
+        assert_eq!(sig, &Some(88));
+        let size = image_size(mime, data);
+        if i == 3 {
+            assert_eq!(size, full);
+        } else {
+            assert_eq!(size, (256, 142));
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = images.iter().map(|i| &i.2).collect();
+    assert_eq!(distinct.len(), 4, "drafts differ");
+
+    // thought-only: the sole image is flagged as a thought.
+    let v = ok_json(&emu, MODEL, &directed("a harbour emu:layout=thought-only")).await;
+    let images = images_of(&v);
+    assert_eq!(images.len(), 1);
+    assert!(images[0].0);
+    assert_eq!(image_size(&images[0].1, &images[0].2), full);
+
+    // finals-N on 2.5 Flash: N unflagged images, no signatures, 2.5's own pixel size, PNG.
+    let v = ok_json(
+        &emu,
+        "gemini-2.5-flash-image",
+        &directed("a harbour emu:layout=finals-3"),
+    )
+    .await;
+    let images = images_of(&v);
+    assert_eq!(images.len(), 3);
+    for (thought, mime, data, sig) in &images {
+        assert!(!thought && sig.is_none());
+        assert_eq!(mime, "image/png");
+        assert_eq!(image_size(mime, data), (1344, 768));
+    }
+    assert!(parts_of(&v).iter().all(|p| !is_thought(p)));
+    assert!(v["usageMetadata"].get("thoughtsTokenCount").is_none());
+
+    // image-only: exactly one part.
+    let v = ok_json(&emu, MODEL, &directed("a harbour emu:layout=image-only")).await;
+    let parts = parts_of(&v);
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0].get("inlineData").is_some());
+
+    // 2.5 Flash by default: text then one PNG, no thoughts; with emu:layout=interim a thought image too.
+    let v = ok_json(&emu, "gemini-2.5-flash-image", &directed("a harbour")).await;
+    let parts = parts_of(&v);
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0]["text"].is_string() && parts[0].get("thoughtSignature").is_none());
+    assert_eq!(images_of(&v)[0].1, "image/png");
+    let v = ok_json(
+        &emu,
+        "gemini-2.5-flash-image",
+        &directed("a harbour emu:layout=interim"),
+    )
+    .await;
+    assert!(images_of(&v)[0].0, "interim image flagged");
+
+    // Bad layouts fail loudly.
+    for bad in ["drafts-1", "drafts-11", "finals-5", "sideways"] {
+        let reply = generate(&emu, &directed(&format!("x emu:layout={bad}"))).await;
+        assert_eq!(reply.status, 400);
+        assert!(error_of(&reply)["message"].as_str().unwrap().contains(bad));
+    }
+}
+
+#[tokio::test]
+async fn text_modes_place_text_around_the_image() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    // (mode, text before?, text after?, long?)
+    for (mode, before, after, long) in [
+        ("none", false, false, false),
+        ("before", true, false, false),
+        ("after", false, true, false),
+        ("split", true, true, false),
+        ("long-before", true, false, true),
+        ("long-after", false, true, true),
+        ("long-split", true, true, true),
+    ] {
+        let v = ok_json(&emu, MODEL, &directed(&format!("a fox emu:text={mode}"))).await;
+        let parts: Vec<Value> = parts_of(&v)
+            .into_iter()
+            .filter(|p| !is_thought(p))
+            .collect();
+        let image_at = parts
+            .iter()
+            .position(|p| p.get("inlineData").is_some())
+            .unwrap();
+        let texts_before = parts[..image_at]
+            .iter()
+            .filter(|p| p["text"].is_string())
+            .count();
+        let texts_after = parts[image_at + 1..]
+            .iter()
+            .filter(|p| p["text"].is_string())
+            .count();
+        assert_eq!(
+            (texts_before > 0, texts_after > 0),
+            (before, after),
+            "{mode}"
+        );
+        for p in parts.iter().filter(|p| p["text"].is_string()) {
+            let text = p["text"].as_str().unwrap();
+            if long {
+                assert!(
+                    (3000..=6500).contains(&text.len()),
+                    "{mode}: {}",
+                    text.len()
+                );
+                assert!(text.contains("日本語") && text.contains('🌅') && text.contains("café"));
+            } else {
+                assert!(text.len() < 400, "{mode}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn echo_repeats_the_whole_prompt_unabridged() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let prompt = format!(
+        "{} 日本語のプロンプト 🎨 crème brûlée emu:text=echo {}",
+        "a very long prompt ".repeat(20),
+        "ending here ✓"
+    );
+    assert!(prompt.chars().count() > 120);
+    let v = ok_json(&emu, MODEL, &directed(&prompt)).await;
+    let parts = parts_of(&v);
+    let last = parts.last().unwrap();
+    assert_eq!(last["text"].as_str(), Some(prompt.as_str()));
+    let image_at = parts
+        .iter()
+        .position(|p| p.get("inlineData").is_some() && !is_thought(p));
+    assert!(
+        image_at.unwrap() < parts.len() - 1,
+        "echo comes after the image"
+    );
+}
+
+#[tokio::test]
+async fn mime_follows_the_model_unless_asked() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    for (model, prompt, mime) in [
+        (MODEL, "a cat", "image/jpeg"),
+        ("gemini-3.1-flash-image", "a cat", "image/jpeg"),
+        ("gemini-2.5-flash-image", "a cat", "image/png"),
+        (MODEL, "a cat emu:mime=png", "image/png"),
+        (
+            "gemini-2.5-flash-image",
+            "a cat emu:mime=jpeg",
+            "image/jpeg",
+        ),
+    ] {
+        let v = ok_json(&emu, model, &directed(prompt)).await;
+        let (got, data) = final_image_with_mime(&v);
+        assert_eq!(got, mime, "{model} {prompt}");
+        let expected = aperture_emulator::pixel_size_for(model, "16:9", "1K").unwrap();
+        assert_eq!(image_size(&got, &data), expected, "{model} {prompt}");
+    }
+    // 3.1 Flash: 512 and the extreme ratios.
+    let v = ok_json(
+        &emu,
+        "gemini-3.1-flash-image",
+        &request("a tower", Some("1:8"), Some("512")),
+    )
+    .await;
+    let (mime, data) = final_image_with_mime(&v);
+    assert_eq!(image_size(&mime, &data), (192, 1536));
+    let tokens = v["usageMetadata"]["candidatesTokenCount"].as_u64().unwrap();
+    assert!(tokens > 747);
+}
+
+#[tokio::test]
+async fn real_signatures_are_production_sized() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let v = ok_json(&emu, MODEL, &directed("a cat emu:signature=real")).await;
+    let parts = parts_of(&v);
+    let image = parts
+        .iter()
+        .find(|p| p.get("inlineData").is_some() && !is_thought(p))
+        .unwrap();
+    let signature = image["thoughtSignature"].as_str().unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .unwrap();
+    assert_eq!(decoded.len(), 1_087_904 + 4);
+    assert!(signature.starts_with("EqCzQg"));
+    let text = parts
+        .iter()
+        .find(|p| p["text"].is_string() && !is_thought(p))
+        .unwrap();
+    let len = text["thoughtSignature"].as_str().unwrap().len();
+    assert!((200..=8192).contains(&len), "{len}");
+    // Deterministic per prompt.
+    let again = ok_json(&emu, MODEL, &directed("a cat emu:signature=real")).await;
+    assert_eq!(parts_of(&again), parts);
+
+    // Text only: the first non-thought text part carries a 0.2-8 KB signature.
+    let mut body = directed("a cat emu:signature=real");
+    body["generationConfig"]["responseModalities"] = json!(["TEXT"]);
+    let v = ok_json(&emu, MODEL, &body).await;
+    let first = parts_of(&v).into_iter().find(|p| !is_thought(p)).unwrap();
+    let len = first["thoughtSignature"].as_str().unwrap().len();
+    assert!((200..=8192).contains(&len), "{len}");
+    assert!(images_of(&v).is_empty());
+}
+
+#[tokio::test]
+async fn finish_reasons_without_an_image() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let image_safety = "Unable to show the generated image. The image was filtered out because it violated \
+        Google's [Generative AI Prohibited Use policy](https://policies.google.com/terms/generative-ai/use-policy). \
+        You will not be charged for blocked images. Try rephrasing the prompt. If you think this was an error, \
+        [send feedback](https://ai.google.dev/gemini-api/docs/troubleshooting).";
+    let image_other =
+        "Unable to show the generated image. The model could not generate the image based on the \
+        prompt provided. You will not be charged for this request. Try rephrasing the prompt.";
+    for (reason, content) in [
+        ("IMAGE_SAFETY", Some(json!({"parts": null}))),
+        ("IMAGE_OTHER", Some(json!({}))),
+        ("IMAGE_PROHIBITED_CONTENT", Some(json!({"role": "model"}))),
+        ("IMAGE_RECITATION", None),
+        ("NO_IMAGE", None),
+        ("RECITATION", None),
+        ("MAX_TOKENS", None),
+        ("OTHER", None),
+        ("SAFETY", None),
+        ("PROHIBITED_CONTENT", None),
+        ("MALFORMED_RESPONSE", None),
+    ] {
+        let v = ok_json(
+            &emu,
+            MODEL,
+            &directed(&format!("a cat emu:finish={reason}")),
+        )
+        .await;
+        let candidates = v["candidates"].as_array().unwrap();
+        assert_eq!(candidates.len(), 1);
+        let c = &candidates[0];
+        assert_eq!(c["finishReason"], reason);
+        assert_eq!(c.get("content").cloned(), content, "{reason}");
+        let message = c["finishMessage"].as_str().unwrap();
+        match reason {
+            "IMAGE_SAFETY" => assert_eq!(message, image_safety),
+            "IMAGE_OTHER" => assert_eq!(message, image_other),
+            "IMAGE_PROHIBITED_CONTENT" => assert!(message.starts_with(
+                "Unable to show the generated image due to interests of third-party content providers. \
+                 Please edit your prompt and try again. If you think this was an error, send feedback. \
+                 Support code: 355"
+            )),
+            _ => assert!(!message.is_empty()),
+        }
+        let usage = &v["usageMetadata"];
+        let thoughts = usage["thoughtsTokenCount"].as_u64().unwrap();
+        let candidates = usage["candidatesTokenCount"].as_u64().unwrap();
+        assert!(candidates == 0 || candidates == thoughts, "{usage}");
+        assert_eq!(
+            usage["totalTokenCount"].as_u64().unwrap(),
+            usage["promptTokenCount"].as_u64().unwrap() + thoughts
+        );
+    }
+    // Content shapes can be chosen.
+    for (name, content) in [
+        ("absent", None),
+        ("empty", Some(json!({}))),
+        ("role", Some(json!({"role": "model"}))),
+        ("null-parts", Some(json!({"parts": null}))),
+    ] {
+        let v = ok_json(
+            &emu,
+            MODEL,
+            &directed(&format!("a cat emu:finish=IMAGE_OTHER emu:content={name}")),
+        )
+        .await;
+        assert_eq!(
+            v["candidates"][0].get("content").cloned(),
+            content,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn prompt_blocks_and_text_refusals() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    for reason in ["OTHER", "SAFETY", "PROHIBITED_CONTENT", "IMAGE_SAFETY"] {
+        let v = ok_json(&emu, MODEL, &directed(&format!("a cat emu:block={reason}"))).await;
+        assert_eq!(v["promptFeedback"]["blockReason"], reason);
+        assert!(v.get("candidates").is_none());
+        assert_eq!(v["usageMetadata"]["candidatesTokenCount"], 0);
+        assert!(v["usageMetadata"]["promptTokenCount"].as_u64().unwrap() > 0);
+        assert_eq!(v["modelVersion"], MODEL);
+    }
+    let v = ok_json(&emu, MODEL, &directed("a cat emu:refuse=text")).await;
+    let c = &v["candidates"][0];
+    assert_eq!(c["finishReason"], "STOP");
+    let parts = parts_of(&v);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        parts[0]["text"],
+        "I can't generate images that are sexually explicit."
+    );
+    assert!(parts[0]["thoughtSignature"].is_string());
+}
+
+#[tokio::test]
+async fn named_errors_have_the_real_bodies() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let named = |reply: &Reply| error_of(reply);
+    for (name, status, grpc) in [
+        ("400-unknown-fields", 400, "INVALID_ARGUMENT"),
+        ("400-aspect", 400, "INVALID_ARGUMENT"),
+        ("400-image-size", 400, "INVALID_ARGUMENT"),
+        ("400-multiple-candidates", 400, "INVALID_ARGUMENT"),
+        ("400-thinking", 400, "INVALID_ARGUMENT"),
+        ("400-invalid-image", 400, "INVALID_ARGUMENT"),
+        ("400-mime", 400, "INVALID_ARGUMENT"),
+        ("400-payload", 400, "INVALID_ARGUMENT"),
+        ("400-location", 400, "FAILED_PRECONDITION"),
+        ("403-suspended", 403, "PERMISSION_DENIED"),
+        ("403-service-blocked", 403, "PERMISSION_DENIED"),
+        ("403-permission", 403, "PERMISSION_DENIED"),
+        ("403-billing", 403, "PERMISSION_DENIED"),
+        ("404-model", 404, "NOT_FOUND"),
+        ("429-multi", 429, "RESOURCE_EXHAUSTED"),
+        ("429-limit0", 429, "RESOURCE_EXHAUSTED"),
+        ("429-paid-daily", 429, "RESOURCE_EXHAUSTED"),
+        ("429-bare", 429, "RESOURCE_EXHAUSTED"),
+        ("429-help-only", 429, "RESOURCE_EXHAUSTED"),
+        ("500-internal", 500, "INTERNAL"),
+        ("503-overloaded", 503, "UNAVAILABLE"),
+        ("503-deadline", 503, "UNAVAILABLE"),
+        ("504", 504, "DEADLINE_EXCEEDED"),
+    ] {
+        let reply = generate(&emu, &directed(&format!("a cat emu:error={name}"))).await;
+        assert_eq!(reply.status, status, "{name}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let e = named(&reply);
+        assert_eq!(e["code"], status, "{name}");
+        assert_eq!(e["status"], grpc, "{name}");
+        // Pretty-printed with two spaces, like Google.
+        assert!(
+            reply.text().starts_with("{\n  \"error\": {\n    \""),
+            "{name}"
+        );
+    }
+
+    let e = named(&generate(&emu, &directed("x emu:error=400-unknown-fields")).await);
+    assert_eq!(e["message"].as_str().unwrap().lines().count(), 2);
+    assert_eq!(
+        e["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    let e = named(
+        &generate_with(
+            &emu,
+            Some(KEY),
+            "gemini-3.1-flash-image",
+            &directed("x emu:error=400-aspect"),
+        )
+        .await,
+    );
+    assert_eq!(
+        e["message"],
+        "* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of '1:1', \
+         '1:4', '1:8', '2:3', '3:2', '3:4', '4:1', '4:3', '4:5', '5:4', '8:1', '9:16', '16:9', or '21:9'.\n"
+    );
+    let e = named(&generate(&emu, &directed("x emu:error=403-suspended")).await);
+    assert_eq!(
+        e["message"],
+        format!("Permission denied: Consumer 'api_key:{KEY}' has been suspended.")
+    );
+    assert_eq!(e["details"][0]["reason"], "CONSUMER_SUSPENDED");
+    let e = named(&generate(&emu, &directed("x emu:error=403-service-blocked")).await);
+    assert_eq!(e["details"][0]["reason"], "API_KEY_SERVICE_BLOCKED");
+    assert!(
+        named(&generate(&emu, &directed("x emu:error=403-billing")).await)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Lightning dunning decision is deny")
+    );
+
+    let e = named(
+        &generate_with(
+            &emu,
+            Some(KEY),
+            "gemini-2.5-flash-image",
+            &directed("x emu:error=429-limit0"),
+        )
+        .await,
+    );
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("limit: 0, model: gemini-2.5-flash-preview-image"),
+        "{message}"
+    );
+    assert_eq!(
+        e["details"][0]["violations"][0]["quotaDimensions"]["model"],
+        "gemini-2.5-flash-preview-image"
+    );
+    let e = named(&generate(&emu, &directed("x emu:error=429-multi")).await);
+    let ids: Vec<&str> = e["details"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["quotaId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.iter().any(|i| i.contains("PerMinute")) && ids.iter().any(|i| i.contains("PerDay"))
+    );
+    let e = named(&generate(&emu, &directed("x emu:error=429-paid-daily")).await);
+    assert_eq!(
+        e["details"][0]["violations"][0]["quotaId"],
+        "GenerateRequestsPerDayPerProjectPerModel"
+    );
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("Please retry in 1h52m56.409571576s."));
+    assert_eq!(retry_delay(&e), "6776s");
+    let e = named(&generate(&emu, &directed("x emu:error=429-bare")).await);
+    assert_eq!(
+        e["message"],
+        "Resource has been exhausted (e.g. check quota)."
+    );
+    assert!(e.get("details").is_none());
+    let e = named(&generate(&emu, &directed("x emu:error=429-help-only")).await);
+    let details = e["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1);
+    assert_eq!(details[0]["@type"], "type.googleapis.com/google.rpc.Help");
+    let e = named(&generate(&emu, &directed("x emu:error=503-deadline")).await);
+    assert_eq!(
+        e["message"],
+        "Deadline expired before operation could complete."
+    );
+
+    for (name, status, title) in [
+        ("413-html", 413, "Error 413 (Request Entity Too Large)!!1"),
+        ("502-html", 502, "Error 502 (Server Error)!!1"),
+    ] {
+        let reply = generate(&emu, &directed(&format!("x emu:error={name}"))).await;
+        assert_eq!(reply.status, status);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(reply.text().contains(title));
+    }
+
+    // Unknown names and values name themselves.
+    for (prompt, named_part) in [
+        ("x emu:error=418-teapot", "418-teapot"),
+        ("x emu:colour=red", "colour"),
+        ("x emu:finish=STOP", "STOP"),
+        ("x emu:mime=gif", "gif"),
+    ] {
+        let reply = generate(&emu, &directed(prompt)).await;
+        assert_eq!(reply.status, 400, "{prompt}");
+        let e = error_of(&reply);
+        assert_eq!(e["status"], "INVALID_ARGUMENT");
+        assert!(e["message"].as_str().unwrap().contains(named_part), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn named_failures_queue_for_everyone_or_one_key() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let body = request("a cat", None, None);
+    emu.fail_next_named(&["429-limit0", "503-overloaded"])
+        .unwrap();
+    assert!(emu.fail_next_named(&["nope"]).is_err());
+    let first = generate(&emu, &body).await;
+    assert_eq!(first.status, 429);
+    assert!(error_of(&first)["message"]
+        .as_str()
+        .unwrap()
+        .contains("limit: 0"));
+    assert_eq!(generate(&emu, &body).await.status, 503);
+    assert_eq!(generate(&emu, &body).await.status, 200);
+
+    // Over HTTP, only for one key: other keys are unaffected.
+    let reply = http(
+        emu.addr(),
+        "POST",
+        "/_emulator/fail-next",
+        &[],
+        br#"{"errors": ["429-limit0", "502-html"], "statuses": [500], "key": "account-b"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(generate(&emu, &body).await.status, 200);
+    let b = |emu: &Emulator| {
+        let emu = emu.clone();
+        let body = body.clone();
+        async move {
+            generate_with(&emu, Some("account-b"), MODEL, &body)
+                .await
+                .status
+        }
+    };
+    assert_eq!(b(&emu).await, 500);
+    assert_eq!(b(&emu).await, 429);
+    assert_eq!(b(&emu).await, 502);
+    assert_eq!(b(&emu).await, 200);
+    let reply = http(
+        emu.addr(),
+        "POST",
+        "/_emulator/fail-next",
+        &[],
+        br#"{"errors": ["429-nope"]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert!(error_of(&reply)["message"]
+        .as_str()
+        .unwrap()
+        .contains("429-nope"));
+}
+
+#[tokio::test]
+async fn the_instance_shape_is_the_default_and_directives_override_it() {
+    let emu = emulator(EmulatorConfig {
+        shape: aperture_emulator::Shape::from_pairs([("mime", "png"), ("text", "none")]).unwrap(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let v = ok_json(&emu, MODEL, &directed("a cat")).await;
+    assert_eq!(final_image_with_mime(&v).0, "image/png");
+    assert!(parts_of(&v)
+        .iter()
+        .all(|p| is_thought(p) || p.get("inlineData").is_some()));
+    let v = ok_json(&emu, MODEL, &directed("a cat emu:mime=jpeg")).await;
+    assert_eq!(final_image_with_mime(&v).0, "image/jpeg");
+
+    let reply = http(
+        emu.addr(),
+        "POST",
+        "/_emulator/shape",
+        &[],
+        br#"{"layout": "finals-2", "error": null, "delay-ms": 0}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let shown = http(emu.addr(), "GET", "/_emulator/shape", &[], b"")
+        .await
+        .json();
+    assert_eq!(shown, json!({"layout": "finals-2", "delay-ms": 0}));
+    let v = ok_json(&emu, MODEL, &directed("a cat")).await;
+    assert_eq!(images_of(&v).len(), 2);
+    let reply = http(
+        emu.addr(),
+        "POST",
+        "/_emulator/shape",
+        &[],
+        br#"{"layout": "diagonal"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+
+    emu.set_shape(aperture_emulator::Shape::from_pairs([("error", "503-overloaded")]).unwrap());
+    assert_eq!(generate(&emu, &directed("a cat")).await.status, 503);
+    emu.set_shape(aperture_emulator::Shape::default());
+    assert_eq!(generate(&emu, &directed("a cat")).await.status, 200);
+}
+
+#[tokio::test]
+async fn delay_directive_waits_before_answering() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let started = Instant::now();
+    let reply = generate(
+        &emu,
+        &directed("a cat emu:delay-ms=200 emu:error=500-internal"),
+    )
+    .await;
+    assert_eq!(reply.status, 500);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        generate(&emu, &directed("a cat emu:delay-ms=120001"))
+            .await
+            .status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn wire_format_is_googles() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let body = directed("a cat").to_string();
+    let path = generate_path(MODEL);
+    let plain = http(
+        emu.addr(),
+        "POST",
+        &path,
+        &[("x-goog-api-key", KEY)],
+        body.as_bytes(),
+    )
+    .await;
+    assert!(plain.head.contains("transfer-encoding: chunked"));
+    assert_eq!(plain.header("server"), Some("scaffolding on httpserver2"));
+    assert_eq!(
+        plain.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert!(plain.header("content-encoding").is_none());
+    assert!(plain.text().starts_with("{\n  \"candidates\": [\n"));
+
+    let gz = http(
+        emu.addr(),
+        "POST",
+        &path,
+        &[
+            ("x-goog-api-key", KEY),
+            ("accept-encoding", "gzip, deflate"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(&gz.chunks[0][..2], &[0x1f, 0x8b], "gzip magic");
+    // The same answer after decompression (only the per-call responseId differs).
+    let without_id = |r: &Reply| {
+        let mut v = r.json();
+        v["responseId"] = Value::Null;
+        v
+    };
+    assert!(without_id(&gz) == without_id(&plain));
+    // Errors too.
+    let e = http(
+        emu.addr(),
+        "POST",
+        &path,
+        &[("x-goog-api-key", KEY), ("accept-encoding", "gzip")],
+        directed("x emu:error=503-overloaded")
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (e.status, e.header("content-encoding")),
+        (503, Some("gzip"))
+    );
+    assert_eq!(error_of(&e)["status"], "UNAVAILABLE");
+
+    // Gzip can be turned off.
+    let off = emulator(EmulatorConfig {
+        gzip: false,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let r = http(
+        off.addr(),
+        "POST",
+        &path,
+        &[("x-goog-api-key", KEY), ("accept-encoding", "gzip")],
+        body.as_bytes(),
+    )
+    .await;
+    assert!(r.header("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn streaming_sends_thoughts_first_and_finishes_last() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let body = directed("a cat emu:text=long-split").to_string();
+    let sse = http(
+        emu.addr(),
+        "POST",
+        &format!("/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"),
+        &[("x-goog-api-key", KEY)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.header("content-type"), Some("text/event-stream"));
+    let text = sse.text();
+    assert!(text.ends_with("\r\n\r\n"));
+    let events: Vec<Value> = text
+        .split("\r\n\r\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let data = e.strip_prefix("data: ").expect("data: prefix");
+            assert!(!data.contains('\n'), "one line per event");
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    assert!(events.len() >= 6, "{}", events.len());
+    let first = &events[0]["candidates"][0]["content"]["parts"][0];
+    assert!(is_thought(first));
+    for e in &events[..events.len() - 1] {
+        assert!(e["candidates"][0].get("finishReason").is_none());
+        assert_eq!(
+            e["candidates"][0]["content"]["parts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["candidates"][0]["content"]["parts"][0]["text"], "");
+    assert!(last["candidates"][0]["content"]["parts"][0]["thoughtSignature"].is_string());
+    let counts: Vec<u64> = events
+        .iter()
+        .map(|e| e["usageMetadata"]["candidatesTokenCount"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    // Each image whole in one event, and the same answer as generateContent.
+    let whole = ok_json(&emu, MODEL, &directed("a cat emu:text=long-split")).await;
+    let (_, image) = final_image_with_mime(&whole);
+    assert!(events.iter().any(
+        |e| e["candidates"][0]["content"]["parts"][0]["inlineData"]["data"] == image.as_str()
+    ));
+    let streamed_text: String = events
+        .iter()
+        .map(|e| &e["candidates"][0]["content"]["parts"][0])
+        .filter(|p| !is_thought(p))
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    let whole_text: String = parts_of(&whole)
+        .iter()
+        .filter(|p| !is_thought(p))
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert_eq!(streamed_text, whole_text);
+    assert_eq!(last["usageMetadata"], whole["usageMetadata"]);
+
+    // Without alt=sse: one JSON array, sent in several chunks.
+    let array = http(
+        emu.addr(),
+        "POST",
+        &format!("/v1beta/models/{MODEL}:streamGenerateContent"),
+        &[("x-goog-api-key", KEY)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        array.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert!(array.chunks.len() >= 3);
+    let items = array.json();
+    assert_eq!(items.as_array().unwrap().len(), events.len());
+    // Directives apply to streams too.
+    let blocked = http(
+        emu.addr(),
+        "POST",
+        &format!("/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"),
+        &[("x-goog-api-key", KEY)],
+        directed("x emu:error=429-bare").to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(blocked.status, 429);
+}
+
+#[tokio::test]
+async fn model_specific_validation() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let flash31 = "gemini-3.1-flash-image";
+    let history = json!({"contents": [
+        {"role": "user", "parts": [{"text": "a cat"}]},
+        {"role": "model", "parts": [{"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}]},
+        {"role": "user", "parts": [{"text": "in a hat"}]}
+    ]});
+    let reply = generate_with(&emu, Some(KEY), flash31, &history).await;
+    assert_eq!(reply.status, 400);
+    assert!(error_of(&reply)["message"].as_str().unwrap().starts_with(
+        "Image part is missing a thought_signature in content position 2, part position 1"
+    ));
+    assert_eq!(
+        generate_with(&emu, Some(KEY), MODEL, &history).await.status,
+        200
+    );
+
+    let mut thinking = request("x", None, None);
+    thinking["generationConfig"]["thinkingConfig"] = json!({"thinkingLevel": "MINIMAL"});
+    let reply = generate_with(&emu, Some(KEY), "gemini-2.5-flash-image", &thinking).await;
+    assert_eq!(
+        error_of(&reply)["message"],
+        "Thinking is not enabled for models/gemini-2.5-flash-image"
+    );
+    let v = ok_json(&emu, flash31, &thinking).await;
+    assert!(v["usageMetadata"].get("thoughtsTokenCount").is_none());
+
+    let mut unknown = request("x", None, None);
+    unknown["generationConfig"]["imageConfig"]["outputMimeType"] = json!("image/png");
+    unknown["n"] = json!(2);
+    let e = error_of(&generate(&emu, &unknown).await);
+    assert_eq!(e["message"].as_str().unwrap().split('\n').count(), 2, "{e}");
+    assert_eq!(
+        e["details"][0]["fieldViolations"].as_array().unwrap().len(),
+        2
+    );
+
+    let image = |mime: &str, data: &str| json!({"contents": [{"parts": [{"text": "edit"}, {"inlineData": {"mimeType": mime, "data": data}}]}]});
+    let e = error_of(&generate(&emu, &image("image/png", "aGVsbG8=")).await);
+    assert_eq!(e["message"], "Provided image is not valid");
+    let e = error_of(&generate(&emu, &image("video/mp4", "AAAA")).await);
+    assert_eq!(e["message"], "Unsupported MIME type: video/mp4");
+
+    let big = vec![b' '; 20 * 1024 * 1024 + 1];
+    let reply = http(
+        emu.addr(),
+        "POST",
+        &generate_path(MODEL),
+        &[("x-goog-api-key", KEY)],
+        &big,
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        error_of(&reply)["message"],
+        "Request payload size exceeds the limit: 20971520 bytes."
+    );
+}
