@@ -43,11 +43,29 @@ struct NewKey {
 }
 
 fn store_error(e: StoreError) -> GatewayError {
+    store_error_listed_by(e, "aperture accounts list")
+}
+
+/// `store_error` for client keys: an unknown one points to `aperture keys list`.
+fn key_error(e: StoreError) -> GatewayError {
+    match e {
+        StoreError::Duplicate(what) => GatewayError::Admin {
+            status: 409,
+            code: "IMG_CONFLICT",
+            message: format!(
+                "{what} is already in use; pick another label, or remove the old key first (`aperture keys remove LABEL`)"
+            ),
+        },
+        other => store_error_listed_by(other, "aperture keys list"),
+    }
+}
+
+fn store_error_listed_by(e: StoreError, listing: &str) -> GatewayError {
     match e {
         StoreError::NotFound(what) => GatewayError::Admin {
             status: 404,
             code: "IMG_NOT_FOUND",
-            message: format!("{what} not found; list them with `aperture accounts list`"),
+            message: format!("{what} not found; list them with `{listing}`"),
         },
         StoreError::Duplicate(what) => GatewayError::Admin {
             status: 409,
@@ -100,7 +118,17 @@ pub async fn handle(
         app.config.body_timeout,
     )
     .await?;
-    let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+    // Segments are percent-decoded: a label `team a` arrives as `team%20a`.
+    let decoded: Vec<String> = path
+        .trim_start_matches("/admin/")
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v, id));
     let app = app.clone();
     match (&method, segments.as_slice()) {
@@ -174,7 +202,7 @@ pub async fn handle(
             let label = new.label.clone();
             blocking(move || app.store.keys().add(&new.label, &new.key))
                 .await?
-                .map_err(store_error)?;
+                .map_err(key_error)?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"key": {"label": label}}),
@@ -186,7 +214,7 @@ pub async fn handle(
             let l2 = label.clone();
             blocking(move || app.store.keys().remove(&l2))
                 .await?
-                .map_err(store_error)?;
+                .map_err(key_error)?;
             ok(json!({"removed": label}))
         }
         (&Method::GET, ["cache"]) => {

@@ -13,6 +13,37 @@ use serde_json::{json, Value};
 
 use crate::cli::{AccountsAction, CacheAction, KeysAction, Remote};
 
+/// Print one line on stdout. A reader that went away (`aperture accounts list | head`)
+/// ends the program quietly with success, as Unix tools do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::admin_client::write_line(format_args!($($arg)*))
+    };
+}
+
+/// A label or id as one URL path segment (`team a` -> `team%20a`, `a/b` -> `a%2Fb`).
+fn segment(s: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// The body of [`out!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{args}").and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Read a secret: from `$env_name` if given, else stdin (prompting on a terminal).
 pub fn read_secret(env_name: Option<&str>, what: &str) -> Result<String> {
     let secret = match env_name {
@@ -84,7 +115,7 @@ async fn call(remote: &Remote, method: Method, path: &str, body: Option<Value>) 
 
 fn print(remote: &Remote, value: &Value, table: impl FnOnce(&Value)) {
     if remote.json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         );
@@ -118,7 +149,7 @@ fn state_text(state: &Value) -> String {
 }
 
 fn print_account(a: &Value) {
-    println!(
+    out!(
         "{:<4} {:<16} {:<28} {:<14} {:>8} {:>8}  {}",
         a["id"].to_string(),
         a["label"].as_str().unwrap_or(""),
@@ -140,7 +171,7 @@ async fn change_account(
 ) -> Result<()> {
     let v = call(remote, method, path, body).await?;
     print(remote, &v, |v| {
-        println!("{done} account {}", text(&v["account"]["label"]))
+        out!("{done} account {}", text(&v["account"]["label"]))
     });
     Ok(())
 }
@@ -162,7 +193,7 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             )
             .await?;
             print(remote, &v, |v| {
-                println!(
+                out!(
                     "added account {} ({})",
                     text(&v["account"]["label"]),
                     text(&v["account"]["secret_masked"])
@@ -172,9 +203,14 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
         AccountsAction::List => {
             let v = call(remote, Method::GET, "/admin/accounts", None).await?;
             print(remote, &v, |v| {
-                println!(
+                out!(
                     "{:<4} {:<16} {:<28} {:<14} {:>8} {:>8}  STATE",
-                    "ID", "LABEL", "EMAIL", "SECRET", "REQUESTS", "FAILURES"
+                    "ID",
+                    "LABEL",
+                    "EMAIL",
+                    "SECRET",
+                    "REQUESTS",
+                    "FAILURES"
                 );
                 for a in v["accounts"].as_array().into_iter().flatten() {
                     print_account(a);
@@ -182,7 +218,7 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             });
         }
         AccountsAction::Disable { account, reason } => {
-            let path = format!("/admin/accounts/{account}/disable");
+            let path = format!("/admin/accounts/{}/disable", segment(account));
             change_account(
                 remote,
                 Method::POST,
@@ -193,11 +229,11 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
             .await?;
         }
         AccountsAction::Enable { account } => {
-            let path = format!("/admin/accounts/{account}/enable");
+            let path = format!("/admin/accounts/{}/enable", segment(account));
             change_account(remote, Method::POST, &path, None, "enabled").await?;
         }
         AccountsAction::Remove { account } => {
-            let path = format!("/admin/accounts/{account}");
+            let path = format!("/admin/accounts/{}", segment(account));
             change_account(remote, Method::DELETE, &path, None, "removed").await?;
         }
     }
@@ -216,13 +252,13 @@ pub async fn keys(remote: &Remote, action: &KeysAction) -> Result<()> {
                 Some(json!({"label": label, "key": key})),
             )
             .await?;
-            print(remote, &v, |_| println!("added client key {label}"));
+            print(remote, &v, |_| out!("added client key {label}"));
         }
         KeysAction::List => {
             let v = call(remote, Method::GET, "/admin/keys", None).await?;
             print(remote, &v, |v| {
                 for k in v["keys"].as_array().into_iter().flatten() {
-                    println!(
+                    out!(
                         "{:<20} sha256:{}…",
                         k["label"].as_str().unwrap_or(""),
                         k["sha256_prefix"].as_str().unwrap_or("")
@@ -234,11 +270,11 @@ pub async fn keys(remote: &Remote, action: &KeysAction) -> Result<()> {
             let v = call(
                 remote,
                 Method::DELETE,
-                &format!("/admin/keys/{label}"),
+                &format!("/admin/keys/{}", segment(label)),
                 None,
             )
             .await?;
-            print(remote, &v, |_| println!("removed client key {label}"));
+            print(remote, &v, |_| out!("removed client key {label}"));
         }
     }
     Ok(())
@@ -259,7 +295,7 @@ pub async fn cache(remote: &Remote, action: &CacheAction) -> Result<()> {
                 } else {
                     0.0
                 };
-                println!(
+                out!(
                     "backend={} entries={} bytes={} max_bytes={} usage_percent={:.1} ttl_seconds={}",
                     v["backend"].as_str().unwrap_or("?"),
                     v["entries"],
@@ -273,7 +309,7 @@ pub async fn cache(remote: &Remote, action: &CacheAction) -> Result<()> {
         CacheAction::Clear => {
             let v = call(remote, Method::DELETE, "/admin/cache", None).await?;
             print(remote, &v, |v| {
-                println!("removed {} cache entries", v["removed"])
+                out!("removed {} cache entries", v["removed"])
             });
         }
     }

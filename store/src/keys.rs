@@ -46,7 +46,7 @@ impl KeyStore {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
             if let Some(existing) = table.get(hash.as_str())? {
                 return Err(StoreError::Duplicate(format!(
-                    "this key is already registered as {:?}",
+                    "this key (registered as {:?})",
                     existing.value()
                 )));
             }

@@ -219,3 +219,82 @@ async fn cli_disable_enable_remove_and_secrets_stay_hidden() {
         assert!(!stderr.contains(k), "secret on stderr");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_with_spaces_and_slashes_work_end_to_end() {
+    let s = Setup::simple().await;
+    let gw = &s.gw;
+    for label in ["team a", "ops/blue", "café"] {
+        gw.add_account(
+            label,
+            "x@test.example",
+            &format!("AIzaSy-{label}-secret-123"),
+        )
+        .await;
+        let out = gw.accounts(&["disable", label], None).await;
+        assert!(out.ok, "disable {label:?}: {out:?}");
+        assert_eq!(
+            gw.account(label).await["state"]["kind"],
+            "disabled",
+            "{label}"
+        );
+        let out = gw.accounts(&["enable", label], None).await;
+        assert!(out.ok, "enable {label:?}: {out:?}");
+        let out = gw.accounts(&["remove", label], None).await;
+        assert!(out.ok, "remove {label:?}: {out:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_messages_point_to_the_right_command_and_say_things_once() {
+    let s = Setup::simple().await;
+    let gw = &s.gw;
+    let out = gw.cli(&["keys", "remove", "no-such-key"]).await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("aperture keys list"), "{out:?}");
+    assert!(!out.stderr.contains("accounts list"), "{out:?}");
+
+    let out = gw.cli(&["accounts", "disable", "no-such-account"]).await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("aperture accounts list"), "{out:?}");
+
+    let add = |label: &'static str| async move {
+        let mut args: Vec<String> = ["keys", "add", "--label", label]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["--server".to_string(), gw.url.clone()]);
+        run_cli(args, Some("bb-duplicate-client-key-77".to_string())).await
+    };
+    assert!(add("first").await.ok);
+    let dup = add("second").await;
+    assert!(!dup.ok);
+    assert_eq!(
+        dup.stderr.matches("already").count(),
+        1,
+        "the duplicate-key message says it once: {dup:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_pipe_ends_the_cli_quietly() {
+    let s = Setup::simple().await;
+    let url = s.gw.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(BIN)
+            .args(["accounts", "list", "--server", &url])
+            .env("APERTURE_ADMIN_KEY", ADMIN_KEY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head` that has read enough: the reader is gone before the CLI writes.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -297,6 +297,14 @@ impl Gateway {
         run_cli(full, stdin.map(str::to_string)).await
     }
 
+    /// Run `aperture ARGS --server URL` with the admin key.
+    pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push("--server".into());
+        full.push(self.url.clone());
+        run_cli(full, None).await
+    }
+
     /// Add an account through the CLI (the secret on stdin); panics on failure.
     pub async fn add_account(&self, label: &str, email: &str, secret: &str) {
         let out = self
@@ -343,7 +351,8 @@ pub struct CliOutput {
     pub stderr: String,
 }
 
-async fn run_cli(args: Vec<String>, stdin: Option<String>) -> CliOutput {
+/// Run the CLI with `args` and the admin key; `stdin` is piped in.
+pub async fn run_cli(args: Vec<String>, stdin: Option<String>) -> CliOutput {
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(BIN);
         cmd.args(&args);
@@ -535,7 +544,9 @@ pub fn images(body: &Value) -> Vec<(String, String)> {
             } else {
                 let url = d["url"].as_str().expect("b64_json or url");
                 let rest = url.strip_prefix("data:").expect("url is a data URI");
-                let (mime, b64) = rest.split_once(";base64,").expect("url is a base64 data URI");
+                let (mime, b64) = rest
+                    .split_once(";base64,")
+                    .expect("url is a base64 data URI");
                 (mime.to_string(), b64.to_string())
             }
         })
