@@ -59,8 +59,9 @@ pub fn to_format(image: GenImage, format: OutputFormat) -> Result<GenImage, Conv
     let mut out = Cursor::new(Vec::new());
     let encoded = match format {
         OutputFormat::Png => decoded.write_to(&mut out, ImageFormat::Png),
-        OutputFormat::Webp => DynamicImage::ImageRgba8(decoded.to_rgba8())
-            .write_to(&mut out, ImageFormat::WebP),
+        OutputFormat::Webp => {
+            DynamicImage::ImageRgba8(decoded.to_rgba8()).write_to(&mut out, ImageFormat::WebP)
+        }
         OutputFormat::Jpeg => {
             let rgb = DynamicImage::ImageRgb8(decoded.to_rgb8());
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)

@@ -163,12 +163,10 @@ impl GatewayError {
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             InvalidRequest { .. } | SafetyBlocked { .. } => StatusCode::BAD_REQUEST,
-            Upstream { status, .. } | NoImage { status, .. } => {
-                StatusCode::from_u16(*status)
-                    .ok()
-                    .filter(|s| s.is_client_error() || s.is_server_error())
-                    .unwrap_or(StatusCode::BAD_GATEWAY)
-            }
+            Upstream { status, .. } | NoImage { status, .. } => StatusCode::from_u16(*status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::BAD_GATEWAY),
             Admin { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }

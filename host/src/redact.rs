@@ -52,7 +52,11 @@ mod tests {
     #[test]
     fn secrets_and_the_prompt_are_replaced_everywhere() {
         let r = Redactor::new(
-            vec!["AIzaSyA-one".into(), "AIzaSyA-one-longer".into(), "short".into()],
+            vec![
+                "AIzaSyA-one".into(),
+                "AIzaSyA-one-longer".into(),
+                "short".into(),
+            ],
             "  a red fox  ",
         );
         assert_eq!(

@@ -108,11 +108,15 @@ async fn models_and_healthz() {
     assert_eq!(ids, accepted, "{body:#}");
     assert!(ids.contains(&"gemini-3.1-flash-image"), "{body:#}");
     for id in &ids {
-        let r = s
-            .gw
-            .generate(json!({"prompt": "a model check", "model": id}))
-            .await;
-        assert_eq!(r.status, 200, "every listed model generates: {id}: {}", r.brief());
+        let r =
+            s.gw.generate(json!({"prompt": "a model check", "model": id}))
+                .await;
+        assert_eq!(
+            r.status,
+            200,
+            "every listed model generates: {id}: {}",
+            r.brief()
+        );
     }
 
     let r = get(&format!("{}/v1/models", s.gw.url), None).await;

@@ -141,8 +141,7 @@ async fn a_client_that_disconnects_mid_generation_is_logged_and_its_images_kept(
     let mut line = None;
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if s
-            .gw
+        if s.gw
             .request_lines()
             .iter()
             .any(|l| l.contains("request_id=gone-client-1"))
@@ -154,15 +153,18 @@ async fn a_client_that_disconnects_mid_generation_is_logged_and_its_images_kept(
     let line = line.expect("a request line for the client that left");
     assert_eq!(field(&line, "status"), Some("499"), "{line}");
     assert_eq!(field(&line, "error_type"), Some("USER_ERROR"), "{line}");
-    assert_eq!(field(&line, "error_code"), Some("IMG_CLIENT_CLOSED"), "{line}");
+    assert_eq!(
+        field(&line, "error_code"),
+        Some("IMG_CLIENT_CLOSED"),
+        "{line}"
+    );
     assert_eq!(s.emu.calls(), 1);
 
     // The client's retry is served from the cache: no second upstream call.
     s.emu.set_latency(std::time::Duration::ZERO);
-    let retry = s
-        .gw
-        .generate(json!({"prompt": "a lighthouse the client gave up on"}))
-        .await;
+    let retry =
+        s.gw.generate(json!({"prompt": "a lighthouse the client gave up on"}))
+            .await;
     retry.ok();
     assert_eq!(retry.cache(), "HIT");
     assert_eq!(s.emu.calls(), 1);

@@ -24,9 +24,7 @@ async fn long_multibyte_text_is_text_on_every_model() {
     let long = "日".repeat(80);
     for model in ["gemini-3-pro-image", "gemini-2.5-flash-image"] {
         let prompt = format!("{long} {model} emu:text=echo");
-        let r = gw
-            .generate(json!({"prompt": prompt, "model": model}))
-            .await;
+        let r = gw.generate(json!({"prompt": prompt, "model": model})).await;
         let body = r.ok();
         assert_eq!(image_sizes(&body).len(), 1, "{model}: one image");
         let text = revised(&body);
@@ -36,9 +34,7 @@ async fn long_multibyte_text_is_text_on_every_model() {
             &text.chars().take(80).collect::<String>()
         );
         // The cached copy is the same, text and image.
-        let again = gw
-            .generate(json!({"prompt": prompt, "model": model}))
-            .await;
+        let again = gw.generate(json!({"prompt": prompt, "model": model})).await;
         assert_eq!(again.cache(), "HIT", "{model}");
         assert_eq!(again.ok()["data"], body["data"], "{model}");
     }
@@ -49,10 +45,9 @@ async fn text_that_looks_like_a_blob_token_stays_text() {
     let s = Setup::simple().await;
     for format in ["b64_json", "url"] {
         let prompt = format!("a forged token {format} emu:text=echo aperture-blob:0");
-        let r = s
-            .gw
-            .generate(json!({"prompt": prompt, "response_format": format}))
-            .await;
+        let r =
+            s.gw.generate(json!({"prompt": prompt, "response_format": format}))
+                .await;
         let body = r.ok();
         assert!(revised(&body).ends_with("aperture-blob:0"), "{body:#}");
         assert_eq!(image_sizes(&body), vec![(1024, 1024)], "{format}");
@@ -62,7 +57,14 @@ async fn text_that_looks_like_a_blob_token_stays_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_text_around_the_image_and_megabyte_signatures() {
     let s = Setup::simple().await;
-    for text in ["long-before", "long-after", "long-split", "split", "after", "none"] {
+    for text in [
+        "long-before",
+        "long-after",
+        "long-split",
+        "split",
+        "after",
+        "none",
+    ] {
         let prompt = format!("a quiet harbour emu:text={text} emu:signature=real");
         let r = s.gw.generate(json!({"prompt": prompt})).await;
         let body = r.ok();
@@ -90,10 +92,9 @@ async fn exactly_the_final_image_for_every_layout() {
     ];
     for (model, layout, want) in cases {
         let prompt = format!("a lantern emu:layout={layout} emu:signature=real");
-        let r = s
-            .gw
-            .generate(json!({"prompt": prompt, "model": model, "size": "1792x1024"}))
-            .await;
+        let r =
+            s.gw.generate(json!({"prompt": prompt, "model": model, "size": "1792x1024"}))
+                .await;
         let body = r.ok();
         let sizes = image_sizes(&body);
         assert_eq!(sizes.len(), want, "{model} {layout}: {sizes:?}");
@@ -127,9 +128,15 @@ async fn jpeg_and_png_flow_and_output_format_converts() {
         .ok();
     assert_eq!(flash["output_format"], "png", "2.5 Flash sends PNG");
 
-    for (format, mime) in [("png", "image/png"), ("webp", "image/webp"), ("jpeg", "image/jpeg")] {
+    for (format, mime) in [
+        ("png", "image/png"),
+        ("webp", "image/webp"),
+        ("jpeg", "image/jpeg"),
+    ] {
         let r = gw
-            .generate(json!({"prompt": "a pear", "output_format": format, "response_format": "url"}))
+            .generate(
+                json!({"prompt": "a pear", "output_format": format, "response_format": "url"}),
+            )
             .await;
         let body = r.ok();
         assert_eq!(body["output_format"], format);
@@ -151,7 +158,10 @@ async fn gemini_3_1_flash_sizes_and_ratios() {
         (json!({"size": "4000x1000"}), (2048, 512)),
         (json!({"aspect_ratio": "1:8"}), (384, 3072)),
         (json!({"quality": "low"}), (512, 512)),
-        (json!({"image_size": "512", "size": "1792x1024"}), (688, 384)),
+        (
+            json!({"image_size": "512", "size": "1792x1024"}),
+            (688, 384),
+        ),
         (json!({"quality": "hd"}), (4096, 4096)),
     ];
     for (extra, want) in cases {
@@ -188,13 +198,28 @@ async fn no_image_case(s: &Setup, directive: &str, status: u16, code: &str, erro
     let err = r.error(status, code);
     assert_eq!(err["error_type"], error_type, "{directive}: {err:#}");
     let message = err["message"].as_str().unwrap_or_default();
-    assert!(!message.contains("](http"), "{directive}: no markdown links: {message}");
-    assert_eq!(s.emu.calls() - before, 1, "{directive}: a refusal is not retried");
+    assert!(
+        !message.contains("](http"),
+        "{directive}: no markdown links: {message}"
+    );
+    assert_eq!(
+        s.emu.calls() - before,
+        1,
+        "{directive}: a refusal is not retried"
+    );
     let again = s.gw.generate(json!({"prompt": prompt})).await;
     assert_eq!(again.status, status, "{directive}");
-    assert_eq!(s.emu.calls() - before, 2, "{directive}: a refusal is never cached");
+    assert_eq!(
+        s.emu.calls() - before,
+        2,
+        "{directive}: a refusal is never cached"
+    );
     for label in ["a1", "a2"] {
-        assert_eq!(s.gw.account(label).await["state"]["kind"], "active", "{directive}");
+        assert_eq!(
+            s.gw.account(label).await["state"]["kind"],
+            "active",
+            "{directive}"
+        );
     }
 }
 
@@ -202,16 +227,49 @@ async fn no_image_case(s: &Setup, directive: &str, status: u16, code: &str, erro
 async fn every_no_image_answer_is_the_right_error() {
     let s = Setup::new(&["shape-key-1", "shape-key-2"], |l| l).await;
     for block in ["OTHER", "SAFETY", "PROHIBITED_CONTENT", "IMAGE_SAFETY"] {
-        no_image_case(&s, &format!("block={block}"), 400, "IMG_SAFETY_BLOCKED", "USER_ERROR").await;
+        no_image_case(
+            &s,
+            &format!("block={block}"),
+            400,
+            "IMG_SAFETY_BLOCKED",
+            "USER_ERROR",
+        )
+        .await;
     }
-    for finish in ["IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT"] {
-        no_image_case(&s, &format!("finish={finish}"), 400, "IMG_SAFETY_BLOCKED", "USER_ERROR").await;
+    for finish in [
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "SAFETY",
+        "PROHIBITED_CONTENT",
+    ] {
+        no_image_case(
+            &s,
+            &format!("finish={finish}"),
+            400,
+            "IMG_SAFETY_BLOCKED",
+            "USER_ERROR",
+        )
+        .await;
     }
     for finish in ["IMAGE_OTHER", "NO_IMAGE", "IMAGE_RECITATION", "RECITATION"] {
-        no_image_case(&s, &format!("finish={finish}"), 400, "IMG_NO_IMAGE", "USER_ERROR").await;
+        no_image_case(
+            &s,
+            &format!("finish={finish}"),
+            400,
+            "IMG_NO_IMAGE",
+            "USER_ERROR",
+        )
+        .await;
     }
     for finish in ["MAX_TOKENS", "OTHER", "MALFORMED_RESPONSE"] {
-        no_image_case(&s, &format!("finish={finish}"), 502, "IMG_NO_IMAGE", "API_ERROR").await;
+        no_image_case(
+            &s,
+            &format!("finish={finish}"),
+            502,
+            "IMG_NO_IMAGE",
+            "API_ERROR",
+        )
+        .await;
     }
     for content in ["absent", "empty", "role", "null-parts"] {
         no_image_case(
@@ -226,19 +284,20 @@ async fn every_no_image_answer_is_the_right_error() {
     no_image_case(&s, "refuse=text", 400, "IMG_NO_IMAGE", "USER_ERROR").await;
 
     // The upstream's own explanation reaches the client.
-    let r = s
-        .gw
-        .generate(json!({"prompt": "a still life emu:refuse=text"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "a still life emu:refuse=text"}))
+            .await;
     let err = r.error(400, "IMG_NO_IMAGE");
     assert!(
-        err["message"].as_str().unwrap_or_default().contains("I can't generate"),
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("I can't generate"),
         "{err:#}"
     );
-    let r = s
-        .gw
-        .generate(json!({"prompt": "a still life emu:finish=IMAGE_OTHER"}))
-        .await;
+    let r =
+        s.gw.generate(json!({"prompt": "a still life emu:finish=IMAGE_OTHER"}))
+            .await;
     let err = r.error(400, "IMG_NO_IMAGE");
     assert!(
         err["message"]

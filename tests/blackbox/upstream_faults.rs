@@ -38,7 +38,9 @@ async fn echoing_upstream(status: u16, body: fn(&str, &str) -> Value) -> String 
                         head.lines()
                             .find_map(|l| {
                                 let (k, v) = l.split_once(':')?;
-                                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                                k.trim()
+                                    .eq_ignore_ascii_case(name)
+                                    .then(|| v.trim().to_string())
                             })
                             .unwrap_or_default()
                     };
@@ -139,8 +141,16 @@ async fn a_key_specific_error_on_every_account_disables_one_and_keeps_the_pool()
         .iter()
         .filter(|a| a["state"]["kind"] == "disabled")
         .collect();
-    assert_eq!(disabled.len(), 1, "one request disables one account: {accounts:#?}");
-    assert_no_secrets("the disable reason", &disabled[0]["state"]["reason"].to_string(), prompt);
+    assert_eq!(
+        disabled.len(),
+        1,
+        "one request disables one account: {accounts:#?}"
+    );
+    assert_no_secrets(
+        "the disable reason",
+        &disabled[0]["state"]["reason"].to_string(),
+        prompt,
+    );
     assert!(
         gw.log().contains("alert=suspect_disable"),
         "the refused disables are alerted in the log"

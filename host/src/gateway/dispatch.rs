@@ -126,7 +126,10 @@ pub async fn run(
                 // Each call was asked for ONE image; a model that sends several
                 // finals (2.5 Flash may) still gives the client `n`, not more.
                 if call.images.len() > 1 {
-                    tracing::debug!(extra = call.images.len() - 1, "upstream sent several final images for one; keeping the first");
+                    tracing::debug!(
+                        extra = call.images.len() - 1,
+                        "upstream sent several final images for one; keeping the first"
+                    );
                     call.images.truncate(1);
                 }
                 generated.images.extend(call.images);
@@ -232,7 +235,8 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
             c.message = call2.redactor.redact(&c.message);
             if let AccountAction::Disable(reason) = &c.account_action {
                 let reason = call2.redactor.redact(reason);
-                c.account_action = interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+                c.account_action =
+                    interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
             }
             let action =
                 interpret::apply_account_action(&app2, lease.id, &c.account_action, now_ms());

@@ -11,8 +11,8 @@ use crate::app::App;
 use crate::errors::GatewayError;
 use crate::generated::{GenImage, TokenUsage};
 use crate::policy::{
-    blobs, AccountAction, Classification, ErrorType, Failure, HttpFailure, OutputFormat, ReviewOutcome,
-    TransportFailure, TransportKind, UpstreamOutcome,
+    blobs, AccountAction, Classification, ErrorType, Failure, HttpFailure, OutputFormat,
+    ReviewOutcome, TransportFailure, TransportKind, UpstreamOutcome,
 };
 use crate::upstream::{Reply, TransportError};
 

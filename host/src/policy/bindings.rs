@@ -42,7 +42,7 @@ pub use safety::exports::aperture::policy::safety::{
     Block, Denial, PolicyConfig, Refusal, ReviewOutcome, Screening,
 };
 pub use translator::aperture::policy::types::{
-    ErrorType, Generation, Image, ImageRequest, OutputFormat, ResponseFormat, SafetyRating, SafetySetting,
-    SafetyThreshold, UpstreamVerdict, Usage,
+    ErrorType, Generation, Image, ImageRequest, OutputFormat, ResponseFormat, SafetyRating,
+    SafetySetting, SafetyThreshold, UpstreamVerdict, Usage,
 };
 pub use translator::exports::aperture::policy::translator::{UpstreamOutcome, UserError};

@@ -80,7 +80,11 @@ pub fn token(id: usize) -> String {
 }
 
 /// `obj[camel]` or `obj[snake]` (the REST API accepts both spellings).
-fn field_mut<'a>(obj: &'a mut Map<String, Value>, camel: &str, snake: &str) -> Option<&'a mut Value> {
+fn field_mut<'a>(
+    obj: &'a mut Map<String, Value>,
+    camel: &str,
+    snake: &str,
+) -> Option<&'a mut Value> {
     if obj.contains_key(camel) {
         obj.get_mut(camel)
     } else {

@@ -132,7 +132,9 @@ impl Gemini {
             let body = if gzipped {
                 tokio::task::spawn_blocking(move || gunzip(&body))
                     .await
-                    .map_err(|e| TransportError::Protocol(format!("decoding the response: {e}")))??
+                    .map_err(|e| {
+                        TransportError::Protocol(format!("decoding the response: {e}"))
+                    })??
             } else {
                 body
             };
@@ -161,7 +163,9 @@ fn gunzip(body: &[u8]) -> Result<Bytes, TransportError> {
     flate2::read::GzDecoder::new(body)
         .take(MAX_UPSTREAM_BODY as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| TransportError::Protocol(format!("the gzip-encoded response is damaged: {e}")))?;
+        .map_err(|e| {
+            TransportError::Protocol(format!("the gzip-encoded response is damaged: {e}"))
+        })?;
     if out.len() > MAX_UPSTREAM_BODY {
         return Err(TransportError::Protocol(format!(
             "the gzip-encoded response inflates past {MAX_UPSTREAM_BODY} bytes"
