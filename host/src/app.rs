@@ -120,6 +120,8 @@ pub struct App {
     pub policies: Policies,
     /// The upstream client.
     pub gemini: Gemini,
+    /// Upstream calls in flight across all requests, and the queue behind them.
+    pub upstream_calls: crate::upstream::CallLimit,
     /// The store (accounts, keys; cache unless the backend is `memory`).
     pub store: Store,
     /// The account pool.
@@ -181,6 +183,10 @@ impl App {
         };
         Ok(App {
             gemini: Gemini::new(&config.upstream),
+            upstream_calls: crate::upstream::CallLimit::new(
+                config.upstream.max_concurrent_calls,
+                config.upstream.max_queued_calls,
+            ),
             config,
             policies,
             store,

@@ -114,6 +114,12 @@ pub enum GatewayError {
         /// Seconds until the earliest account is usable.
         retry_after: u64,
     },
+    /// Too many upstream calls are in flight and queued: the request is shed.
+    #[error("the gateway is at its limit of concurrent upstream calls; retry after {retry_after} seconds")]
+    Overloaded {
+        /// Seconds for `Retry-After`.
+        retry_after: u64,
+    },
     /// No account is configured or enabled.
     #[error("no upstream account is available: the operator must add or enable one (aperture accounts add)")]
     NoAccounts,
@@ -172,7 +178,7 @@ impl GatewayError {
             }
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            NoAccounts => StatusCode::SERVICE_UNAVAILABLE,
+            NoAccounts | Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Policy(_) | Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -193,7 +199,9 @@ impl GatewayError {
             | Admin { .. } => ErrorType::UserError,
             Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
-            NoAccounts | Policy(_) | Storage(_) | Internal(_) => ErrorType::SystemError,
+            NoAccounts | Overloaded { .. } | Policy(_) | Storage(_) | Internal(_) => {
+                ErrorType::SystemError
+            }
         }
     }
 
@@ -212,6 +220,7 @@ impl GatewayError {
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
             ClientClosed { .. } => "IMG_CLIENT_CLOSED",
             NoAccounts => "IMG_NO_ACCOUNTS",
+            Overloaded { .. } => "IMG_OVERLOADED",
             Policy(_) => "IMG_POLICY_FAILURE",
             Storage(_) => "IMG_STORAGE_FAILURE",
             Internal(_) => "IMG_INTERNAL_ERROR",
@@ -221,7 +230,8 @@ impl GatewayError {
     /// Seconds for `Retry-After` (every 429 and 503 carries one).
     pub fn retry_after(&self) -> Option<u64> {
         let explicit = match self {
-            GatewayError::QuotaExhausted { retry_after } => Some(*retry_after),
+            GatewayError::QuotaExhausted { retry_after }
+            | GatewayError::Overloaded { retry_after } => Some(*retry_after),
             GatewayError::Upstream {
                 retry_after: Some(secs),
                 ..

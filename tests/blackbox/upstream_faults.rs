@@ -157,3 +157,30 @@ async fn a_key_specific_error_on_every_account_disables_one_and_keeps_the_pool()
     );
     assert_no_secrets("the log", &gw.log(), prompt);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_request_deadline_and_load_shedding_past_the_call_queue() {
+    let s = Setup::new(&["deadline-key-1"], |l| {
+        l.config("[upstream]\nrequest_deadline_ms = 700\nmax_concurrent_calls = 1\nmax_queued_calls = 0\n")
+    })
+    .await;
+    s.emu.set_latency(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let r = s.gw.generate(json!({"prompt": "a slow sunrise"})).await;
+    let err = r.error(504, "IMG_UPSTREAM_TIMEOUT");
+    assert_eq!(err["error_type"], "NETWORK_ERROR");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1400));
+
+    // One call in flight, no queue: a second request at the same time is shed.
+    let (a, b) = tokio::join!(
+        s.gw.generate(json!({"prompt": "a slow sunset, first"})),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            s.gw.generate(json!({"prompt": "a slow sunset, second"}))
+                .await
+        }
+    );
+    assert_eq!(a.status, 504, "{}", a.brief());
+    b.error(503, "IMG_OVERLOADED");
+    assert!(b.retry_after() >= 1);
+}

@@ -53,6 +53,14 @@ pub struct Upstream {
     pub request_timeout: Duration,
     /// Most upstream calls for one image (each on another account where possible).
     pub max_attempts: u32,
+    /// Budget of one whole client request's upstream work (all `n` images, every
+    /// retry); past it the client gets 504 `IMG_UPSTREAM_TIMEOUT`.
+    pub request_deadline: Duration,
+    /// Upstream calls in flight at once, across all requests.
+    pub max_concurrent_calls: u32,
+    /// Calls allowed to wait for one of those slots; past it requests are shed
+    /// with 503 `IMG_OVERLOADED` and `Retry-After` instead of growing memory.
+    pub max_queued_calls: u32,
 }
 
 /// Which cache store to use.
@@ -179,6 +187,20 @@ impl Config {
                 }
                 n => n,
             },
+            request_deadline: ms(
+                raw.upstream.request_deadline_ms,
+                300_000,
+                "upstream.request_deadline_ms",
+                &mut errors,
+            ),
+            max_concurrent_calls: match raw.upstream.max_concurrent_calls.unwrap_or(64) {
+                0 => {
+                    errors.push("upstream.max_concurrent_calls must be at least 1".into());
+                    1
+                }
+                n => n,
+            },
+            max_queued_calls: raw.upstream.max_queued_calls.unwrap_or(256),
         };
 
         let backend = match raw

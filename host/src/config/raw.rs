@@ -42,6 +42,9 @@ pub struct RawUpstream {
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_attempts: Option<u32>,
+    pub request_deadline_ms: Option<u64>,
+    pub max_concurrent_calls: Option<u32>,
+    pub max_queued_calls: Option<u32>,
 }
 
 /// `[cache]`: the runbook's CACHE_* settings.

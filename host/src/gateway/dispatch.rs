@@ -185,10 +185,18 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         }
         let who = lease.email.clone().unwrap_or_else(|| lease.label.clone());
         accounts.push(who.clone());
+        let Ok(slot) = app.upstream_calls.admit().await else {
+            return ImageAttempts {
+                result: Err(GatewayError::Overloaded { retry_after: 5 }),
+                accounts,
+                calls: attempt,
+            };
+        };
         let answer = app
             .gemini
             .generate_content(&call.model, &lease.secret, call.body.to_string())
             .await;
+        drop(slot);
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
                 let (app2, bytes, format) = (app.clone(), reply.body.clone(), call.output_format);

@@ -74,9 +74,20 @@ pub async fn generate(
     let outcome = cell
         .get_or_init(|| async {
             led = true;
-            dispatch::run(app, &request, settings, &mut report)
-                .await
-                .map(Arc::new)
+            let deadline = app.config.upstream.request_deadline;
+            match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut report)).await {
+                Ok(result) => result.map(Arc::new),
+                Err(_) => Err(GatewayError::Upstream {
+                    error_type: crate::policy::ErrorType::NetworkError,
+                    code: "IMG_UPSTREAM_TIMEOUT".into(),
+                    status: 504,
+                    message: format!(
+                        "the upstream did not produce the images within the gateway's deadline of {} s; try again later or ask for fewer images",
+                        deadline.as_secs()
+                    ),
+                    retry_after: None,
+                }),
+            }
         })
         .await
         .clone();

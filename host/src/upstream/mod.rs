@@ -3,6 +3,10 @@
 //! a total timeout per call. It reports what happened; it does not judge it (the
 //! error-classifier component does).
 
+mod limit;
+
+pub use limit::{CallLimit, Overloaded};
+
 use std::time::Duration;
 
 use bytes::Bytes;
