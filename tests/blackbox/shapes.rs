@@ -110,7 +110,7 @@ async fn exactly_the_final_image_for_every_layout() {
         .gw
         .generate(json!({"prompt": "two lanterns emu:layout=finals-3", "model": "gemini-2.5-flash-image", "n": 2}))
         .await;
-    assert_eq!(image_sizes(&r.ok()), vec![(1344, 768); 2]);
+    assert_eq!(image_sizes(&r.ok()), vec![(1024, 1024); 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

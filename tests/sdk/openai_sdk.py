@@ -24,6 +24,21 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's SOFn segment."""
+    assert data[:2] == b"\xff\xd8", "not a JPEG"
+    i = 2
+    while i + 9 < len(data):
+        assert data[i] == 0xFF, "broken JPEG segment"
+        marker = data[i + 1]
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    raise AssertionError("no SOF segment in the JPEG")
+
+
 def start_gateway(data_dir: str):
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("APERTURE_", "CACHE_", "GEMINI_"))}
     proc = subprocess.Popen(
@@ -53,14 +68,28 @@ def main() -> None:
             result = client.images.generate(model="gemini-3-pro-image", prompt="A serene lake at dawn",
                                             size="1792x1024", n=2)
             assert len(result.data) == 2, result
+            assert result.output_format == "jpeg", result.output_format
             for image in result.data:
-                assert png_size(base64.b64decode(image.b64_json)) == (1376, 768)
-            print("ok: n=2, 1792x1024 -> 16:9 1376x768 PNGs")
+                assert jpeg_size(base64.b64decode(image.b64_json)) == (1376, 768)
+            print("ok: n=2, 1792x1024 -> 16:9 1376x768 JPEGs (what Gemini 3 Pro sends)")
 
             url = client.images.generate(prompt="A red kite", response_format="url", quality="hd").data[0].url
-            assert url.startswith("data:image/png;base64,"), url[:40]
-            assert png_size(base64.b64decode(url.split(",", 1)[1])) == (4096, 4096)
+            assert url.startswith("data:image/jpeg;base64,"), url[:40]
+            assert jpeg_size(base64.b64decode(url.split(",", 1)[1])) == (4096, 4096)
             print("ok: response_format=url, quality=hd -> 4096x4096")
+
+            png = client.images.generate(prompt="A red kite", extra_body={"output_format": "png"})
+            assert png.output_format == "png", png.output_format
+            assert png_size(base64.b64decode(png.data[0].b64_json)) == (1024, 1024)
+            print("ok: output_format=png converts the JPEG")
+
+            try:
+                client.images.generate(prompt="A red kite emu:finish=IMAGE_OTHER")
+                sys.exit("a no-image answer was not reported")
+            except openai.BadRequestError as e:
+                assert e.body["code"] == "IMG_NO_IMAGE", e.body
+                assert e.body["error_type"] == "USER_ERROR", e.body
+            print("ok: a no-image refusal -> BadRequestError IMG_NO_IMAGE")
 
             try:
                 client.images.generate(prompt="A red kite", n=11)
@@ -86,7 +115,7 @@ def main() -> None:
             print("ok: wrong key -> AuthenticationError")
 
             models = [m.id for m in client.models.list()]
-            assert "gemini-3-pro-image" in models, models
+            assert "gemini-3-pro-image" in models and "gemini-3.1-flash-image" in models, models
             print("ok: models.list()")
         finally:
             proc.terminate()
