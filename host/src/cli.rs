@@ -87,6 +87,57 @@ pub struct EmulatorArgs {
     /// (repeatable; replaces the default `unsafe-image-test`).
     #[arg(long = "image-safety-term")]
     pub image_safety_terms: Vec<String>,
+    /// Default part layout: interim, drafts-N, thought-only, finals-N, image-only, plain
+    /// (per-call `emu:layout=` overrides; see docs/emulator.md).
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Default answer text: none, before, after, split, long-before, long-after, long-split, echo.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Image format for every model: png or jpeg (default: the model's usual one).
+    #[arg(long)]
+    pub mime: Option<String>,
+    /// Thought signature size: short or real (about 1.45 MB on images).
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// Every call ends with this finishReason and no image (e.g. IMAGE_SAFETY, IMAGE_OTHER, NO_IMAGE).
+    #[arg(long)]
+    pub finish: Option<String>,
+    /// The `content` of --finish candidates: absent, empty, role, null-parts.
+    #[arg(long)]
+    pub content: Option<String>,
+    /// Every prompt is blocked with this promptFeedback.blockReason (OTHER, SAFETY, ...).
+    #[arg(long)]
+    pub block: Option<String>,
+    /// Every call gets a refusal: text.
+    #[arg(long)]
+    pub refuse: Option<String>,
+    /// Every call answers this named real error (e.g. 429-limit0, 503-overloaded, 502-html).
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Never gzip answers, even for clients that accept gzip.
+    #[arg(long)]
+    pub no_gzip: bool,
+}
+
+impl EmulatorArgs {
+    /// The shape flags as `(directive name, value)` pairs.
+    pub fn shape_pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("layout", &self.layout),
+            ("text", &self.text),
+            ("mime", &self.mime),
+            ("signature", &self.signature),
+            ("finish", &self.finish),
+            ("content", &self.content),
+            ("block", &self.block),
+            ("refuse", &self.refuse),
+            ("error", &self.error),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
 }
 
 /// How to reach a running gateway's admin API.

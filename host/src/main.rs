@@ -30,14 +30,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => aperture::serve::run(args).await,
         Command::Emulator(args) => {
-            let mut config = aperture_emulator::EmulatorConfig::demo(args.keys);
+            let mut config = aperture_emulator::EmulatorConfig::demo(args.keys.clone());
             config.latency = std::time::Duration::from_millis(args.latency_ms);
             if !args.block_terms.is_empty() {
-                config.block_terms = args.block_terms;
+                config.block_terms = args.block_terms.clone();
             }
             if !args.image_safety_terms.is_empty() {
-                config.image_safety_terms = args.image_safety_terms;
+                config.image_safety_terms = args.image_safety_terms.clone();
             }
+            config.shape = aperture_emulator::Shape::from_pairs(args.shape_pairs())?;
+            config.gzip = !args.no_gzip;
             aperture_emulator::run_standalone(args.listen, config).await?;
             Ok(())
         }
