@@ -305,7 +305,10 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(find(" DALL-E-3 ").unwrap().id, DEFAULT_MODEL);
-        assert_eq!(find("gemini-3.1-flash-image").unwrap().family, Family::Flash31);
+        assert_eq!(
+            find("gemini-3.1-flash-image").unwrap().family,
+            Family::Flash31
+        );
         assert_eq!(
             family_of_upstream("gemini-3-pro-image-preview"),
             Some(Family::Pro3)
