@@ -120,6 +120,12 @@ pub enum GatewayError {
         /// Seconds for `Retry-After`.
         retry_after: u64,
     },
+    /// Every enabled account's key has no quota at all for the model.
+    #[error("no enabled upstream account can use {model}: each has no quota for it (limit: 0); the operator must enable billing on an account's project, add an account, or re-enable one (aperture accounts enable)")]
+    NoAccountForModel {
+        /// The upstream model id.
+        model: String,
+    },
     /// No account is configured or enabled.
     #[error("no upstream account is available: the operator must add or enable one (aperture accounts add)")]
     NoAccounts,
@@ -178,7 +184,9 @@ impl GatewayError {
             }
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            NoAccounts | Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            NoAccounts | NoAccountForModel { .. } | Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Policy(_) | Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -199,9 +207,12 @@ impl GatewayError {
             | Admin { .. } => ErrorType::UserError,
             Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
-            NoAccounts | Overloaded { .. } | Policy(_) | Storage(_) | Internal(_) => {
-                ErrorType::SystemError
-            }
+            NoAccounts
+            | NoAccountForModel { .. }
+            | Overloaded { .. }
+            | Policy(_)
+            | Storage(_)
+            | Internal(_) => ErrorType::SystemError,
         }
     }
 
@@ -219,7 +230,7 @@ impl GatewayError {
             Admin { code, .. } => code,
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
             ClientClosed { .. } => "IMG_CLIENT_CLOSED",
-            NoAccounts => "IMG_NO_ACCOUNTS",
+            NoAccounts | NoAccountForModel { .. } => "IMG_NO_ACCOUNTS",
             Overloaded { .. } => "IMG_OVERLOADED",
             Policy(_) => "IMG_POLICY_FAILURE",
             Storage(_) => "IMG_STORAGE_FAILURE",
@@ -236,7 +247,7 @@ impl GatewayError {
                 retry_after: Some(secs),
                 ..
             } => Some(*secs),
-            GatewayError::NoAccounts => Some(60),
+            GatewayError::NoAccounts | GatewayError::NoAccountForModel { .. } => Some(60),
             _ => None,
         };
         explicit.or(match self.status() {

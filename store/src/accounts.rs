@@ -2,6 +2,8 @@
 //! returns. Secrets never leave this crate unmasked except in a [`crate::Lease`] (to call the upstream), and
 //! no `Debug` output contains them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// An upstream account (one row of the `accounts` table, stored as JSON).
@@ -19,6 +21,10 @@ pub struct Account {
     pub created_ms: u64,
     #[serde(default)]
     pub counters: Counters,
+    /// Upstream models this account must not be used for (model id -> reason), e.g. a free tier with a
+    /// quota of `limit: 0` for one model. Other models keep using the account; `enable` clears these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disabled_models: BTreeMap<String, String>,
 }
 
 /// What an account may be used for.
@@ -58,6 +64,9 @@ pub struct AccountView {
     pub secret_masked: String,
     pub state: AccountState,
     pub counters: Counters,
+    /// Upstream models the account is not used for, with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disabled_models: BTreeMap<String, String>,
 }
 
 /// Names an account by id or by label. From a string, all digits means an id (labels are never all digits).
@@ -142,6 +151,7 @@ impl Account {
             secret_masked: mask_secret(&self.secret),
             state: self.state.clone(),
             counters: self.counters.clone(),
+            disabled_models: self.disabled_models.clone(),
         }
     }
 }
@@ -156,6 +166,7 @@ impl std::fmt::Debug for Account {
             .field("state", &self.state)
             .field("created_ms", &self.created_ms)
             .field("counters", &self.counters)
+            .field("disabled_models", &self.disabled_models)
             .finish()
     }
 }

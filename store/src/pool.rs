@@ -159,6 +159,7 @@ impl AccountPool {
             state: AccountState::Active,
             created_ms: now_ms,
             counters: Counters::default(),
+            disabled_models: Default::default(),
         };
         let next_id = account.id.saturating_add(1);
         self.write(&mut st, Some(&account), None, Some(next_id))?;
@@ -191,9 +192,36 @@ impl AccountPool {
         })
     }
 
-    /// Makes an account active again, clearing a disable, cool-down or exhaustion.
+    /// Makes an account active again, clearing a disable, cool-down or exhaustion, and its disabled models.
     pub fn enable<'a>(&self, sel: impl Into<Selector<'a>>) -> Result<AccountView, StoreError> {
-        self.update(sel.into(), |a| a.state = AccountState::Active)
+        self.update(sel.into(), |a| {
+            a.state = AccountState::Active;
+            a.disabled_models.clear();
+        })
+    }
+
+    /// Stops using an account for one upstream `model` (other models keep using it) until
+    /// [`AccountPool::enable`]; `reason` is shown in listings.
+    pub fn disable_for_model<'a>(
+        &self,
+        sel: impl Into<Selector<'a>>,
+        model: &str,
+        reason: &str,
+    ) -> Result<AccountView, StoreError> {
+        let (model, reason) = (model.to_string(), reason.to_string());
+        self.update(sel.into(), |a| {
+            a.disabled_models.insert(model, reason);
+        })
+    }
+
+    /// Ids of the accounts not to be used for upstream `model`.
+    pub fn disabled_for_model(&self, model: &str) -> Vec<u64> {
+        lock(&self.state)
+            .accounts
+            .iter()
+            .filter(|a| a.disabled_models.contains_key(model))
+            .map(|a| a.id)
+            .collect()
     }
 
     /// Puts an account in cool-down until `until_ms`. Never shortens a longer cool-down or exhaustion, and
@@ -586,6 +614,29 @@ mod tests {
             }
         );
         assert_eq!(lease_id(pool.checkout(2_000, &[])), 2);
+    }
+
+    #[test]
+    fn a_model_disable_affects_that_model_only_persists_and_enable_clears_it() {
+        let (store, pool) = pool_with(2);
+        pool.disable_for_model(1, "gemini-2.5-flash-image", "limit: 0")
+            .unwrap();
+        assert_eq!(pool.disabled_for_model("gemini-2.5-flash-image"), vec![1]);
+        assert!(pool
+            .disabled_for_model("gemini-3-pro-image-preview")
+            .is_empty());
+        assert_eq!(pool.get(1, 0).unwrap().state, AccountState::Active);
+        let reopened = store.accounts().unwrap();
+        assert_eq!(
+            reopened
+                .get(1, 0)
+                .unwrap()
+                .disabled_models
+                .get("gemini-2.5-flash-image"),
+            Some(&"limit: 0".to_string())
+        );
+        pool.enable(1).unwrap();
+        assert!(pool.disabled_for_model("gemini-2.5-flash-image").is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod cache;
 mod components;
+mod error_shapes;
 mod errors;
 mod generation;
 mod logs;

@@ -49,6 +49,9 @@ impl Guest for Component {
                 plain::AccountAction::CoolDown(ms) => AccountAction::CoolDown(ms),
                 plain::AccountAction::ExhaustedUntilReset => AccountAction::ExhaustedUntilReset,
                 plain::AccountAction::Disable(reason) => AccountAction::Disable(reason),
+                plain::AccountAction::DisableForModel(reason) => {
+                    AccountAction::DisableForModel(reason)
+                }
             },
         }
     }

@@ -186,11 +186,11 @@ fn quota(http: &HttpFailure, e: &UpstreamError) -> Classification {
             true,
             format!(
                 "The upstream Gemini account has no quota for {what} ({limit}, which never \
-                 resets; upstream said {detail}). The account has been disabled and the \
-                 gateway moves on to another one; when none is left, the operator must \
-                 enable billing or add an account."
+                 resets; upstream said {detail}). The account is no longer used for this \
+                 model and the gateway moves on to another one; when none is left, the \
+                 operator must enable billing or add an account."
             ),
-            AccountAction::Disable(format!(
+            AccountAction::DisableForModel(format!(
                 "{} RESOURCE_EXHAUSTED: this key's project has no quota for {what} ({limit}); \
                  {fix}",
                 http.status
@@ -693,7 +693,7 @@ mod tests {
         );
         assert_eq!(
             c.account_action,
-            AccountAction::Disable(
+            AccountAction::DisableForModel(
                 "429 RESOURCE_EXHAUSTED: this key's project has no quota for \
                  gemini-2.5-flash-preview-image (free tier limit: 0); enable billing or remove \
                  the account"
@@ -706,7 +706,7 @@ mod tests {
           "details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[
             {"quotaId":"GenerateRequestsPerMinutePerProjectPerModel","quotaValue":"0",
              "quotaDimensions":{"model":"gemini-3-pro-image"}}]}]}}"#;
-        let AccountAction::Disable(reason) = http(429, body).account_action else {
+        let AccountAction::DisableForModel(reason) = http(429, body).account_action else {
             panic!()
         };
         assert!(

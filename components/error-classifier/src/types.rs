@@ -52,6 +52,7 @@ pub enum AccountAction {
     CoolDown(u64),
     ExhaustedUntilReset,
     Disable(String),
+    DisableForModel(String),
 }
 
 /// `classifier.classification`.

@@ -156,13 +156,25 @@ pub async fn run(
 /// not tried again for this image; an upstream hiccup (5xx, network) may be retried
 /// on any account, the pool's rotation permitting.
 async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
-    let mut excluded: Vec<u64> = Vec::new();
+    // Accounts whose key cannot use this model at all are never tried for it.
+    let mut excluded: Vec<u64> = app.accounts.disabled_for_model(&call.model);
     let mut accounts = Vec::new();
     let mut last: Option<GatewayError> = None;
     let max_attempts = app.config.upstream.max_attempts;
     for attempt in 0..max_attempts {
         let lease = match app.accounts.checkout(now_ms(), &excluded) {
             Checkout::Lease(lease) => lease,
+            Checkout::Unavailable { .. } | Checkout::NoAccounts
+                if model_unusable(&app, &call.model) =>
+            {
+                return ImageAttempts {
+                    result: Err(GatewayError::NoAccountForModel {
+                        model: call.model.clone(),
+                    }),
+                    accounts,
+                    calls: attempt,
+                };
+            }
             Checkout::Unavailable { retry_after_ms } => {
                 let result = Err(exhausted_or(last, retry_after_ms));
                 return ImageAttempts {
@@ -241,13 +253,25 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
             let mut c = app2.policies.classify(&failure)?;
             // Upstream text may echo a key or the prompt: redact before it goes anywhere.
             c.message = call2.redactor.redact(&c.message);
-            if let AccountAction::Disable(reason) = &c.account_action {
-                let reason = call2.redactor.redact(reason);
-                c.account_action =
-                    interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+            match &c.account_action {
+                AccountAction::Disable(reason) => {
+                    let reason = call2.redactor.redact(reason);
+                    c.account_action =
+                        interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+                }
+                AccountAction::DisableForModel(reason) => {
+                    c.account_action =
+                        AccountAction::DisableForModel(call2.redactor.redact(reason));
+                }
+                _ => {}
             }
-            let action =
-                interpret::apply_account_action(&app2, lease.id, &c.account_action, now_ms());
+            let action = interpret::apply_account_action(
+                &app2,
+                lease.id,
+                &call2.model,
+                &c.account_action,
+                now_ms(),
+            );
             Ok::<_, GatewayError>((c, action))
         })
         .await
@@ -282,6 +306,15 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         }
     }
     let calls = accounts.len() as u32;
+    if model_unusable(&app, &call.model) {
+        return ImageAttempts {
+            result: Err(GatewayError::NoAccountForModel {
+                model: call.model.clone(),
+            }),
+            accounts,
+            calls,
+        };
+    }
     let result = Err(match last {
         Some(e) if e.code() == "IMG_QUOTA_EXHAUSTED" => exhausted_or(Some(e), retry_after_ms(&app)),
         Some(e) => e,
@@ -292,6 +325,17 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         accounts,
         calls,
     }
+}
+
+/// Whether every enabled account is one whose key cannot use `model` at all
+/// (so waiting helps nothing and the client should hear why).
+fn model_unusable(app: &App, model: &str) -> bool {
+    let blocked = app.accounts.disabled_for_model(model);
+    !blocked.is_empty()
+        && app.accounts.list(now_ms()).iter().all(|a| {
+            blocked.contains(&a.id)
+                || matches!(a.state, aperture_store::AccountState::Disabled { .. })
+        })
 }
 
 /// When no account is usable: a quota error (or none yet) becomes the 429 with

@@ -184,6 +184,7 @@ pub fn guard_disable(
 pub fn apply_account_action(
     app: &App,
     account_id: u64,
+    model: &str,
     action: &AccountAction,
     now_ms: u64,
 ) -> String {
@@ -203,6 +204,10 @@ pub fn apply_account_action(
             .accounts
             .disable(account_id, reason)
             .map(|_| "disabled".to_string()),
+        AccountAction::DisableForModel(reason) => app
+            .accounts
+            .disable_for_model(account_id, model, reason)
+            .map(|_| format!("disabled_for_model={model}")),
     };
     result.unwrap_or_else(|e| {
         tracing::error!(account_id, error = %e, "could not record the account's new state");
