@@ -300,7 +300,11 @@ mod tests {
             Some(Some("ci".to_string()))
         );
         keys.remove("ops").unwrap();
-        assert_eq!(keys.verify_in_memory("sk-ci-key"), None, "dropped by a change");
+        assert_eq!(
+            keys.verify_in_memory("sk-ci-key"),
+            None,
+            "dropped by a change"
+        );
         assert_eq!(keys.verify("sk-ops-key").unwrap(), None);
         assert_eq!(keys.verify_in_memory("sk-ops-key"), Some(None));
         assert!(matches!(keys.remove("ops"), Err(StoreError::NotFound(_))));
