@@ -9,6 +9,7 @@ mod cache;
 mod components;
 mod errors;
 mod generation;
+mod limits;
 mod logs;
 mod safety;
 mod shapes;
