@@ -52,15 +52,13 @@ pub enum LimitError {
         /// The limit.
         max: u32,
     },
-    /// The request asked for (or would default to) a safety threshold the key may not use.
-    #[error("this client key may not use safety_threshold {requested}; it may use {allowed}{}", if *defaulted { "" } else { ", or leave safety_threshold out" })]
+    /// The request asked for a safety threshold the key may not use.
+    #[error("this client key may not use safety_threshold {requested}; it may use {allowed}, or leave safety_threshold out")]
     ThresholdForbidden {
         /// The refused threshold.
         requested: &'static str,
         /// The allowed ones, comma-separated.
         allowed: String,
-        /// True when the request sent none (not reachable today: the key's strictest one is used).
-        defaulted: bool,
     },
     /// Too many failed authentications from the client's address.
     #[error("too many failed authentications from this address; retry after {retry_after} seconds with a valid key")]

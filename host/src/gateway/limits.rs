@@ -36,7 +36,6 @@ pub fn threshold(app: &App, ctx: &Ctx, request: &mut ImageRequest) -> Result<(),
         Err(refused) => Err(LimitError::ThresholdForbidden {
             requested: threshold_name(refused),
             allowed: limits.allowed_thresholds.names().join(", "),
-            defaulted: false,
         }
         .into()),
     }
