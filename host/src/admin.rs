@@ -40,6 +40,9 @@ struct Reason {
 struct NewKey {
     label: String,
     key: String,
+    /// Limits of the key (see `admin_limits.rs`); absent fields take the defaults.
+    #[serde(default)]
+    limits: Option<serde_json::Value>,
 }
 
 fn store_error(e: StoreError) -> GatewayError {
@@ -83,6 +86,21 @@ fn store_error_listed_by(e: StoreError, listing: &str) -> GatewayError {
     }
 }
 
+/// One client key as the admin API shows it: its stored limits, the limits it runs with, its usage.
+fn key_json(app: &App, label: &str, sha256_prefix: Option<&str>, now: u64) -> serde_json::Value {
+    let (images_today, in_flight) = app.limiter.usage_of(label, now);
+    let mut v = json!({
+        "label": label,
+        "limits": app.limiter.overrides_of(label),
+        "effective": crate::admin_limits::effective_json(&app.limiter.limits_of(label)),
+        "usage": {"images_today": images_today, "in_flight": in_flight},
+    });
+    if let Some(prefix) = sha256_prefix {
+        v["sha256_prefix"] = json!(prefix);
+    }
+    v
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, GatewayError> {
     serde_json::from_slice(body).map_err(|e| GatewayError::Admin {
         status: 400,
@@ -96,14 +114,17 @@ pub async fn handle(
     app: &Arc<App>,
     req: Request<Incoming>,
     id: &str,
+    peer: std::net::IpAddr,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     if app.admin_key.is_none() {
         return Err(GatewayError::AdminUnauthorized(
             "the admin API is off: start the gateway with APERTURE_ADMIN_KEY set",
         ));
     }
+    app.auth_throttle.check(peer, now_ms())?;
     let key = crate::gateway::authenticate::presented_key(req.headers()).unwrap_or("");
     if !app.is_admin(key) {
+        app.auth_throttle.failed(peer, now_ms());
         return Err(GatewayError::AdminUnauthorized(
             "missing or invalid admin key: send `Authorization: Bearer $APERTURE_ADMIN_KEY`",
         ));
@@ -183,14 +204,19 @@ pub async fn handle(
             ok(json!({"account": view}))
         }
         (&Method::GET, ["keys"]) => {
-            let keys = blocking(move || app.store.keys().list())
+            let app2 = app.clone();
+            let keys = blocking(move || app2.store.keys().list())
                 .await?
                 .map_err(store_error)?;
+            let now = now_ms();
             let keys: Vec<_> = keys
                 .into_iter()
-                .map(|(label, hash)| json!({"label": label, "sha256_prefix": hash}))
+                .map(|(label, hash)| key_json(&app, &label, Some(&hash), now))
                 .collect();
-            ok(json!({"keys": keys}))
+            ok(json!({
+                "keys": keys,
+                "defaults": crate::admin_limits::effective_json(&app.limiter.defaults()),
+            }))
         }
         (&Method::POST, ["keys"]) => {
             let new: NewKey = parse(&body)?;
@@ -199,22 +225,57 @@ pub async fn handle(
                     "client keys must be at least 8 characters".into(),
                 )));
             }
-            let label = new.label.clone();
-            blocking(move || app.store.keys().add(&new.label, &new.key))
-                .await?
-                .map_err(key_error)?;
+            if app.is_admin(&new.key) {
+                return Err(store_error(StoreError::Invalid(
+                    "this is the admin key; a client key must be a different secret".into(),
+                )));
+            }
+            let mut limits = aperture_store::KeyLimits::default();
+            if let Some(v) = &new.limits {
+                crate::admin_limits::LimitChange::from_json(v)?.apply(&mut limits);
+            }
+            let label = new.label.trim().to_string();
+            let (app2, stored) = (app.clone(), limits.clone());
+            blocking(move || {
+                app2.store
+                    .keys()
+                    .add_with_limits(&new.label, &new.key, &stored)
+            })
+            .await?
+            .map_err(key_error)?;
+            app.limiter.set_overrides(&label, limits);
+            tracing::info!(client = %label, "client key added");
             Ok(json_response(
                 StatusCode::CREATED,
-                &json!({"key": {"label": label}}),
+                &json!({"key": key_json(&app, &label, None, now_ms())}),
                 id,
             ))
         }
-        (&Method::DELETE, ["keys", label]) => {
-            let label = label.to_string();
+        (&Method::PATCH, ["keys", label]) => {
+            let value: serde_json::Value = parse(&body)?;
+            let change = crate::admin_limits::LimitChange::from_json(&value)?;
+            if change.is_empty() {
+                return Err(store_error(StoreError::Invalid(
+                    "name at least one limit to change: rpm, images_per_day, max_concurrent, allowed_thresholds".into(),
+                )));
+            }
+            let (label, app2) = (label.trim().to_string(), app.clone());
             let l2 = label.clone();
-            blocking(move || app.store.keys().remove(&l2))
+            let limits =
+                blocking(move || app2.store.keys().update_limits(&l2, |l| change.apply(l)))
+                    .await?
+                    .map_err(key_error)?;
+            app.limiter.set_overrides(&label, limits);
+            tracing::info!(client = %label, "client key limits changed");
+            ok(json!({"key": key_json(&app, &label, None, now_ms())}))
+        }
+        (&Method::DELETE, ["keys", label]) => {
+            let label = label.trim().to_string();
+            let (l2, app2) = (label.clone(), app.clone());
+            blocking(move || app2.store.keys().remove(&l2))
                 .await?
                 .map_err(key_error)?;
+            app.limiter.forget(&label);
             ok(json!({"removed": label}))
         }
         (&Method::GET, ["cache"]) => {

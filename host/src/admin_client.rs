@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
-use crate::cli::{AccountsAction, CacheAction, KeysAction, Remote};
+use crate::cli::{AccountsAction, CacheAction, KeysAction, LimitArgs, Remote};
 
 /// Print one line on stdout. A reader that went away (`aperture accounts list | head`)
 /// ends the program quietly with success, as Unix tools do, instead of a panic.
@@ -240,30 +240,141 @@ pub async fn accounts(remote: &Remote, action: &AccountsAction) -> Result<()> {
     Ok(())
 }
 
+/// A limit flag's value as JSON: a number (`unlimited` is 0) or null for `default`.
+fn limit_number(flag: &str, value: &str) -> Result<Value> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "default" => Ok(Value::Null),
+        "unlimited" | "none" => Ok(json!(0)),
+        n => n.parse::<u32>().map(|n| json!(n)).map_err(|_| {
+            anyhow!("--{flag} {value:?}: give a whole number, `unlimited` (or 0), or `default`")
+        }),
+    }
+}
+
+/// The limit flags that were given, as the admin API's JSON object.
+fn limits_json(args: &LimitArgs) -> Result<serde_json::Map<String, Value>> {
+    let mut m = serde_json::Map::new();
+    for (flag, field, value) in [
+        ("rpm", "rpm", &args.rpm),
+        ("images-per-day", "images_per_day", &args.images_per_day),
+        ("max-concurrent", "max_concurrent", &args.max_concurrent),
+    ] {
+        if let Some(v) = value {
+            m.insert(field.into(), limit_number(flag, v)?);
+        }
+    }
+    if let Some(list) = &args.allow_thresholds {
+        let v = if list.trim().eq_ignore_ascii_case("default") {
+            Value::Null
+        } else {
+            json!(list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>())
+        };
+        m.insert("allowed_thresholds".into(), v);
+    }
+    Ok(m)
+}
+
+/// A limit for the table: `unlimited` for 0, `*` after values set on the key itself.
+fn limit_cell(key: &Value, field: &str) -> String {
+    let value = &key["effective"][field];
+    let mut text = match value {
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        Value::Number(n) if n.as_u64() == Some(0) => "unlimited".into(),
+        other => text(other),
+    };
+    if !key["limits"][field].is_null() {
+        text.push('*');
+    }
+    text
+}
+
+fn print_key_line(k: &Value) {
+    out!(
+        "{:<20} {:<14} {:>10} {:>11} {:>11}  {:<20} {:>6} {:>9}",
+        k["label"].as_str().unwrap_or(""),
+        k["sha256_prefix"]
+            .as_str()
+            .map(|p| format!("{p}…"))
+            .unwrap_or_else(|| "-".into()),
+        limit_cell(k, "rpm"),
+        limit_cell(k, "images_per_day"),
+        limit_cell(k, "max_concurrent"),
+        limit_cell(k, "allowed_thresholds"),
+        k["usage"]["images_today"],
+        k["usage"]["in_flight"],
+    );
+}
+
+fn print_key_header() {
+    out!(
+        "{:<20} {:<14} {:>10} {:>11} {:>11}  {:<20} {:>6} {:>9}",
+        "LABEL",
+        "SHA256",
+        "RPM",
+        "IMAGES/DAY",
+        "CONCURRENT",
+        "THRESHOLDS",
+        "TODAY",
+        "IN-FLIGHT"
+    );
+}
+
 /// `aperture keys …`.
 pub async fn keys(remote: &Remote, action: &KeysAction) -> Result<()> {
     match action {
-        KeysAction::Add { label } => {
+        KeysAction::Add { label, limits } => {
+            let limits = limits_json(limits)?;
             let key = read_secret(None, "client API key")?;
             let v = call(
                 remote,
                 Method::POST,
                 "/admin/keys",
-                Some(json!({"label": label, "key": key})),
+                Some(json!({"label": label, "key": key, "limits": limits})),
             )
             .await?;
-            print(remote, &v, |_| out!("added client key {label}"));
+            print(remote, &v, |v| {
+                out!("added client key {label}");
+                print_key_header();
+                print_key_line(&v["key"]);
+            });
+        }
+        KeysAction::Set { label, limits } => {
+            let limits = limits_json(limits)?;
+            if limits.is_empty() {
+                bail!("name at least one limit to change: --rpm, --images-per-day, --max-concurrent, --allow-thresholds");
+            }
+            let v = call(
+                remote,
+                Method::PATCH,
+                &format!("/admin/keys/{}", segment(label)),
+                Some(Value::Object(limits)),
+            )
+            .await?;
+            print(remote, &v, |v| {
+                out!("changed the limits of client key {label}");
+                print_key_header();
+                print_key_line(&v["key"]);
+            });
         }
         KeysAction::List => {
             let v = call(remote, Method::GET, "/admin/keys", None).await?;
             print(remote, &v, |v| {
+                print_key_header();
                 for k in v["keys"].as_array().into_iter().flatten() {
-                    out!(
-                        "{:<20} sha256:{}…",
-                        k["label"].as_str().unwrap_or(""),
-                        k["sha256_prefix"].as_str().unwrap_or("")
-                    );
+                    print_key_line(k);
                 }
+                let d = json!({"effective": v["defaults"]});
+                out!(
+                    "defaults (keys in APERTURE_API_KEY, and limits without *): rpm={} images_per_day={} max_concurrent={} allowed_thresholds={}",
+                    limit_cell(&d, "rpm"),
+                    limit_cell(&d, "images_per_day"),
+                    limit_cell(&d, "max_concurrent"),
+                    limit_cell(&d, "allowed_thresholds"),
+                );
             });
         }
         KeysAction::Remove { label } => {

@@ -60,8 +60,24 @@ pub struct ClientKeys {
 impl ClientKeys {
     /// The label of `presented` if it is a valid client key (constant-time
     /// comparisons): `config:N` for the N-th configured key (1-based), else the
-    /// label it was stored under.
-    pub fn verify(&self, presented: &str) -> Option<String> {
+    /// label it was stored under. A store failure is an error, never a "no".
+    /// Blocking when the stored keys are not in memory: see [`ClientKeys::verify_in_memory`].
+    pub fn verify(&self, presented: &str) -> Result<Option<String>, aperture_store::StoreError> {
+        match self.configured_label(presented) {
+            Some(label) => Ok(Some(label)),
+            None => self.stored.verify(presented),
+        }
+    }
+
+    /// [`ClientKeys::verify`] from memory only; `None` when the stored keys must be read first.
+    pub fn verify_in_memory(&self, presented: &str) -> Option<Option<String>> {
+        match self.configured_label(presented) {
+            Some(label) => Some(Some(label)),
+            None => self.stored.verify_in_memory(presented),
+        }
+    }
+
+    fn configured_label(&self, presented: &str) -> Option<String> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for (i, k) in self.configured.iter().enumerate() {
@@ -69,7 +85,7 @@ impl ClientKeys {
                 found = Some(format!("config:{}", i + 1));
             }
         }
-        found.or_else(|| self.stored.verify(presented).ok().flatten())
+        found
     }
 
     /// Whether any key exists at all.
@@ -130,6 +146,10 @@ pub struct App {
     pub cache: Option<Cache>,
     /// Accepted client keys.
     pub keys: ClientKeys,
+    /// Limits and counters per client key.
+    pub limiter: Arc<crate::limiter::Limiter>,
+    /// Failed authentications per client address.
+    pub auth_throttle: crate::auth_throttle::AuthThrottle,
     /// sha256 of the admin key, when the admin API is on.
     pub admin_key: Option<[u8; 32]>,
     /// The deny-list handed to the safety policy.
@@ -174,6 +194,14 @@ impl App {
                 .collect(),
             stored: store.keys(),
         };
+        let limiter = Arc::new(
+            crate::limiter::Limiter::load(config.limits, store.keys()).map_err(store_err)?,
+        );
+        let auth_throttle = crate::auth_throttle::AuthThrottle::new(config.auth_throttle);
+        // Fill the in-memory copy of the stored keys now, so the first requests need no store read.
+        if let Err(e) = store.keys().verify("") {
+            tracing::error!(error = %e, "cannot read the stored client keys");
+        }
         let admin_key = config
             .admin_key
             .as_ref()
@@ -193,6 +221,8 @@ impl App {
             accounts,
             cache,
             keys,
+            limiter,
+            auth_throttle,
             admin_key,
             policy_config,
             inflight: Inflight::default(),

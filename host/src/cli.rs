@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the real one is printed).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Serve the admin API (/admin/*) on this address only, e.g. 127.0.0.1:8046 (then /admin/* is 404 on --listen).
+    #[arg(long)]
+    pub admin_listen: Option<String>,
     /// Directory for the store and logs [default: ~/.aperture, or ~/.aperture/demo with --demo].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -194,6 +197,24 @@ pub enum AccountsAction {
     },
 }
 
+/// Limits of one client key, as flags. Each takes a number (0 or `unlimited`: no limit) or `default`
+/// (the gateway's `[limits]` setting); a flag left out is not changed.
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Requests per minute (a burst of N, refilled at N per minute).
+    #[arg(long, value_name = "N|unlimited|default")]
+    pub rpm: Option<String>,
+    /// Images generated upstream per day (until midnight America/Los_Angeles).
+    #[arg(long, value_name = "N|unlimited|default")]
+    pub images_per_day: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N|unlimited|default")]
+    pub max_concurrent: Option<String>,
+    /// Safety thresholds the key may ask for, comma-separated (e.g. MEDIUM,HIGH), or `default`.
+    #[arg(long, value_name = "LIST|default")]
+    pub allow_thresholds: Option<String>,
+}
+
 /// `aperture keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
@@ -202,8 +223,19 @@ pub enum KeysAction {
         /// A unique label.
         #[arg(long)]
         label: String,
+        /// The key's limits (the gateway's defaults otherwise).
+        #[command(flatten)]
+        limits: LimitArgs,
     },
-    /// List client keys (labels and hash prefixes only).
+    /// Change the limits of a stored client key.
+    Set {
+        /// The label.
+        label: String,
+        /// The limits to change.
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List client keys (labels, hash prefixes, limits and usage).
     List,
     /// Remove a client key.
     Remove {

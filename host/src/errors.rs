@@ -18,6 +18,15 @@ pub enum GatewayError {
     /// Admin API without the admin key, or the admin API is off.
     #[error("{0}")]
     AdminUnauthorized(&'static str),
+    /// The admin key was sent where a client key is needed.
+    #[error("this is the gateway's admin key, which only opens /admin/*; send a client key instead (one issued with `aperture keys add` or listed in APERTURE_API_KEY)")]
+    AdminKeyAsClientKey,
+    /// Refused by a limit of the client key or of the client's address.
+    #[error(transparent)]
+    Limit(#[from] crate::limiter::LimitError),
+    /// The store failed while checking the client key: the key may well be valid, so this is not a 401.
+    #[error("the gateway could not check the API key because its storage failed ({0}); retry shortly, or contact the operator if it persists")]
+    AuthStorage(String),
     /// Body over the limit.
     #[error("the request body is larger than {limit} bytes; send a smaller body")]
     BodyTooLarge {
@@ -169,7 +178,8 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
-            Unauthorized | AdminUnauthorized(_) => StatusCode::UNAUTHORIZED,
+            Unauthorized | AdminUnauthorized(_) | AdminKeyAsClientKey => StatusCode::UNAUTHORIZED,
+            Limit(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             NotFound(_) => StatusCode::NOT_FOUND,
@@ -184,7 +194,7 @@ impl GatewayError {
             }
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            NoAccounts | NoAccountForModel { .. } | Overloaded { .. } => {
+            NoAccounts | NoAccountForModel { .. } | Overloaded { .. } | AuthStorage(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Policy(_) | Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,6 +207,8 @@ impl GatewayError {
         match self {
             Unauthorized
             | AdminUnauthorized(_)
+            | AdminKeyAsClientKey
+            | Limit(_)
             | BodyTooLarge { .. }
             | BodyTimeout { .. }
             | NotFound(_)
@@ -212,6 +224,7 @@ impl GatewayError {
             | Overloaded { .. }
             | Policy(_)
             | Storage(_)
+            | AuthStorage(_)
             | Internal(_) => ErrorType::SystemError,
         }
     }
@@ -220,7 +233,8 @@ impl GatewayError {
     pub fn code(&self) -> &str {
         use GatewayError::*;
         match self {
-            Unauthorized | AdminUnauthorized(_) => "IMG_UNAUTHORIZED",
+            Unauthorized | AdminUnauthorized(_) | AdminKeyAsClientKey => "IMG_UNAUTHORIZED",
+            Limit(e) => e.code(),
             BodyTooLarge { .. } => "IMG_PAYLOAD_TOO_LARGE",
             BodyTimeout { .. } => "IMG_REQUEST_TIMEOUT",
             NotFound(_) => "IMG_NOT_FOUND",
@@ -233,7 +247,7 @@ impl GatewayError {
             NoAccounts | NoAccountForModel { .. } => "IMG_NO_ACCOUNTS",
             Overloaded { .. } => "IMG_OVERLOADED",
             Policy(_) => "IMG_POLICY_FAILURE",
-            Storage(_) => "IMG_STORAGE_FAILURE",
+            Storage(_) | AuthStorage(_) => "IMG_STORAGE_FAILURE",
             Internal(_) => "IMG_INTERNAL_ERROR",
         }
     }
@@ -248,6 +262,7 @@ impl GatewayError {
                 ..
             } => Some(*secs),
             GatewayError::NoAccounts | GatewayError::NoAccountForModel { .. } => Some(60),
+            GatewayError::Limit(e) => e.retry_after(),
             _ => None,
         };
         explicit.or(match self.status() {
@@ -270,6 +285,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { param, .. } => param.as_deref(),
             GatewayError::SafetyBlocked { .. } => Some("prompt"),
+            GatewayError::Limit(e) => e.param(),
             GatewayError::NoImage {
                 error_type: ErrorType::UserError,
                 ..
@@ -306,7 +322,9 @@ impl GatewayError {
         }
         if matches!(
             self,
-            GatewayError::Unauthorized | GatewayError::AdminUnauthorized(_)
+            GatewayError::Unauthorized
+                | GatewayError::AdminUnauthorized(_)
+                | GatewayError::AdminKeyAsClientKey
         ) {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,

@@ -4,15 +4,19 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod admin_limits;
 pub mod app;
+pub mod auth_throttle;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod errors;
 pub mod gateway;
 pub mod generated;
+pub mod limiter;
 pub mod logging;
 pub mod policy;
+pub mod rate;
 pub mod redact;
 pub mod serve;
 pub mod server;

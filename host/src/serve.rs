@@ -45,6 +45,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(dir) = &args.data_dir {
         raw.data_dir = Some(dir.clone());
     }
+    if let Some(admin_listen) = &args.admin_listen {
+        raw.admin_listen = Some(admin_listen.clone());
+    }
 
     let mut announcements = Vec::new();
     let emulator = if args.demo {
@@ -152,6 +155,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let admin_listener = match app.config.admin_listen {
+        Some(admin_addr) => {
+            let l = TcpListener::bind(admin_addr).await.with_context(|| {
+                format!("cannot listen on admin_listen {admin_addr} (in use? try 127.0.0.1:0)")
+            })?;
+            let bound = l.local_addr()?;
+            announcements.push(format!("Admin API listening on http://{bound}"));
+            tracing::info!(admin_listen = %bound, "Admin API listening on http://{bound} (not on {addr})");
+            Some(l)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         for line in &announcements {
@@ -167,16 +182,40 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "Proxy server started on http://{addr}"
     );
 
-    crate::server::serve(app.clone(), listener, stop_signal()).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop_signal().await;
+            stop.cancel();
+        }
+    });
+    let admin_server = admin_listener.map(|l| {
+        tokio::spawn(crate::server::serve_as(
+            app.clone(),
+            l,
+            stop.clone().cancelled_owned(),
+            crate::server::Role::Admin,
+        ))
+    });
+    let usage_writer = tokio::spawn(crate::limiter::flush_periodically(app.limiter.clone()));
+    crate::server::serve(app.clone(), listener, stop.clone().cancelled_owned()).await;
+    if let Some(admin_server) = admin_server {
+        let _ = admin_server.await;
+    }
     app.background.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), app.background.wait()).await;
+    usage_writer.abort();
 
-    let (cache, accounts) = (app.cache.clone(), app.accounts.clone());
+    let (cache, accounts, limiter) = (app.cache.clone(), app.accounts.clone(), app.limiter.clone());
     let _ = tokio::task::spawn_blocking(move || {
         if let Some(c) = cache {
             let _ = c.flush();
         }
         let _ = accounts.flush();
+        if let Err(e) = limiter.flush() {
+            tracing::error!(error = %e, "could not write the client keys' usage counters at shutdown");
+        }
     })
     .await;
     if let Some(emulator) = emulator {

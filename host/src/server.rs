@@ -3,6 +3,7 @@
 //! success or error — is rendered and logged exactly once.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,17 +21,36 @@ use crate::app::App;
 use crate::errors::GatewayError;
 use crate::gateway::{self, Ctx};
 
-/// Serve on `listener` until `shutdown` resolves; then stop accepting and let
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `listen`: the client API, and `/admin/*` unless `admin_listen` is set (then 404).
+    Public,
+    /// `admin_listen`: `/admin/*` and `/healthz` only.
+    Admin,
+}
+
+/// Serve the public API on `listener` until `shutdown` resolves; then stop accepting and let
 /// in-flight requests finish (up to 30 s).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    serve_as(app, listener, shutdown, Role::Public).await
+}
+
+/// [`serve`] for a listener of the given role.
+pub async fn serve_as(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    role: Role,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -45,7 +65,7 @@ pub async fn serve(
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(app, req).await) }
+            async move { Ok::<_, Infallible>(handle(app, req, peer.ip(), role).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -81,7 +101,12 @@ fn request_id(req: &Request<Incoming>) -> String {
     }
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    role: Role,
+) -> Response<Full<Bytes>> {
     let id = request_id(&req);
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -90,17 +115,26 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         path: path.clone(),
         allowed,
     };
+    let admin_here = match role {
+        Role::Admin => true,
+        Role::Public => app.config.admin_listen.is_none(),
+    };
     let result = match path.as_str() {
-        "/v1/images/generations" => return generations(app, req, id).await,
-        "/v1/models" => match method {
-            Method::GET => gateway::authenticate::run(&app, req.headers()).map(|_| models(&id)),
-            _ => Err(not_allowed("GET")),
-        },
         "/healthz" => match method {
             Method::GET => Ok(health(&app, &id)),
             _ => Err(not_allowed("GET")),
         },
-        p if p.starts_with("/admin/") => crate::admin::handle(&app, req, &id).await,
+        p if p.starts_with("/admin/") && admin_here => {
+            crate::admin::handle(&app, req, &id, peer).await
+        }
+        _ if role == Role::Admin => Err(GatewayError::NotFound(path.clone())),
+        "/v1/images/generations" => return generations(app, req, id, peer).await,
+        "/v1/models" => match method {
+            Method::GET => gateway::authenticate::run(&app, req.headers(), peer)
+                .await
+                .map(|_| models(&id)),
+            _ => Err(not_allowed("GET")),
+        },
         _ => Err(GatewayError::NotFound(path.clone())),
     };
     result.unwrap_or_else(|e| e.render(&id))
@@ -110,7 +144,12 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
 /// disconnects mid-generation does not cancel it: the images are still generated
 /// and cached (the client's retry is a hit, not a second upstream call), and the
 /// request line says 499.
-async fn generations(app: Arc<App>, req: Request<Incoming>, id: String) -> Response<Full<Bytes>> {
+async fn generations(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    id: String,
+    peer: IpAddr,
+) -> Response<Full<Bytes>> {
     let waiting = ClientWaiting::default();
     let gone = waiting.0.clone();
     let task = app.background.spawn({
@@ -118,7 +157,7 @@ async fn generations(app: Arc<App>, req: Request<Incoming>, id: String) -> Respo
         async move {
             let mut ctx = Ctx::new(id.clone());
             let result = match req.method() {
-                &Method::POST => images_generations(&app, &mut ctx, req).await,
+                &Method::POST => images_generations(&app, &mut ctx, req, peer).await,
                 other => Err(GatewayError::MethodNotAllowed {
                     method: other.to_string(),
                     path: "/v1/images/generations".into(),
@@ -190,8 +229,12 @@ async fn images_generations(
     app: &Arc<App>,
     ctx: &mut Ctx,
     req: Request<Incoming>,
+    peer: IpAddr,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    ctx.client = Some(gateway::authenticate::run(app, req.headers())?);
+    let client = gateway::authenticate::run(app, req.headers(), peer).await?;
+    ctx.client = Some(client.clone());
+    // Held until the request ends (also when the client left: its work still costs memory).
+    let _permit = gateway::limits::admit(app, &client)?;
     let (parts, body) = req.into_parts();
     let body = read_body(
         body,

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::StoreError;
+use crate::limits::KeyLimits;
 use crate::store::Store;
 use crate::tables;
 
@@ -27,7 +28,7 @@ pub(crate) struct KeyEntry {
 /// The client keys. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct KeyStore {
-    store: Store,
+    pub(crate) store: Store,
 }
 
 impl KeyStore {
@@ -38,6 +39,17 @@ impl KeyStore {
     /// Adds a key under a new label. Fails with `Duplicate` if the label exists or the same key is already
     /// stored under another label, `Invalid` if the label (trimmed) or the key is empty.
     pub fn add(&self, label: &str, raw: &str) -> Result<(), StoreError> {
+        self.add_with_limits(label, raw, &KeyLimits::default())
+    }
+
+    /// [`KeyStore::add`] with the key's limits, written in the same transaction (no row when `limits` is
+    /// all defaults).
+    pub fn add_with_limits(
+        &self,
+        label: &str,
+        raw: &str,
+        limits: &KeyLimits,
+    ) -> Result<(), StoreError> {
         let label = check(label, raw)?;
         let hash = hash_hex(raw);
         let mut cache = self.write_cache();
@@ -57,6 +69,7 @@ impl KeyStore {
                 }
             }
             table.insert(hash.as_str(), label)?;
+            crate::limits::write_limits(&txn, label, limits)?;
         }
         txn.commit()?;
         *cache = None;
@@ -107,6 +120,7 @@ impl KeyStore {
             for h in stale {
                 table.remove(h.as_str())?;
             }
+            crate::limits::forget(&txn, label)?;
         }
         txn.commit()?;
         *cache = None;
@@ -129,26 +143,15 @@ impl KeyStore {
 
     /// The label of the stored key equal to `raw`, or `None`. Constant time in the key's content.
     pub fn verify(&self, raw: &str) -> Result<Option<String>, StoreError> {
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        let presented: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
         let entries = self.entries()?;
-        let mut found = Choice::from(0);
-        let mut index = 0u64;
-        for (i, entry) in entries.iter().enumerate() {
-            let eq = entry.hash.ct_eq(&presented);
-            index = u64::conditional_select(&index, &(i as u64), eq);
-            found |= eq;
-        }
-        if bool::from(found) {
-            Ok(usize::try_from(index)
-                .ok()
-                .and_then(|i| entries.get(i))
-                .map(|e| e.label.clone()))
-        } else {
-            Ok(None)
-        }
+        Ok(matching(&entries, raw))
+    }
+
+    /// [`KeyStore::verify`] answered from memory only: `None` when the keys are not loaded (at first use,
+    /// and after every change), so the caller can go to [`KeyStore::verify`] off the async workers.
+    pub fn verify_in_memory(&self, raw: &str) -> Option<Option<String>> {
+        let entries = self.read_cache().as_ref().map(Arc::clone)?;
+        Some(matching(&entries, raw))
     }
 
     /// The stored hashes, loading them on first use.
@@ -196,6 +199,29 @@ impl KeyStore {
             .keys_cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The label of the entry whose hash is sha256(`raw`), comparing with every entry in constant time.
+fn matching(entries: &[KeyEntry], raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    let presented: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+    let mut found = Choice::from(0);
+    let mut index = 0u64;
+    for (i, entry) in entries.iter().enumerate() {
+        let eq = entry.hash.ct_eq(&presented);
+        index = u64::conditional_select(&index, &(i as u64), eq);
+        found |= eq;
+    }
+    if bool::from(found) {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| entries.get(i))
+            .map(|e| e.label.clone())
+    } else {
+        None
     }
 }
 
@@ -269,8 +295,18 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].0, "ci");
         assert_eq!(list[0].1, &hash_hex("sk-ci-key")[..12]);
+        assert_eq!(
+            keys.verify_in_memory("sk-ci-key"),
+            Some(Some("ci".to_string()))
+        );
         keys.remove("ops").unwrap();
+        assert_eq!(
+            keys.verify_in_memory("sk-ci-key"),
+            None,
+            "dropped by a change"
+        );
         assert_eq!(keys.verify("sk-ops-key").unwrap(), None);
+        assert_eq!(keys.verify_in_memory("sk-ops-key"), Some(None));
         assert!(matches!(keys.remove("ops"), Err(StoreError::NotFound(_))));
     }
 

@@ -12,6 +12,7 @@ mod accounts;
 mod cache;
 mod error;
 mod keys;
+mod limits;
 mod pool;
 mod store;
 mod tables;
@@ -20,5 +21,6 @@ pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Se
 pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, PutOutcome};
 pub use error::StoreError;
 pub use keys::KeyStore;
+pub use limits::{KeyLimits, KeyUsage};
 pub use pool::{AccountPool, Checkout, Lease};
 pub use store::Store;

@@ -91,6 +91,8 @@ impl Store {
             txn.open_table(tables::CACHE_BY_CREATED)?;
             txn.open_table(tables::ACCOUNTS)?;
             txn.open_table(tables::CLIENT_KEYS)?;
+            txn.open_table(tables::CLIENT_KEY_LIMITS)?;
+            txn.open_table(tables::CLIENT_KEY_USAGE)?;
         }
         txn.commit()?;
         Ok(Store {

@@ -11,6 +11,8 @@
 //! | `cache_by_created` | `(created_ms, key)` | `()` | TTL order: expired entries are a prefix of this table |
 //! | `accounts` | `u64` (id) | `&str` (JSON of [`crate::Account`]) | upstream accounts, state and counters |
 //! | `client_keys` | `&str` (sha256 hex of the key) | `&str` (label) | client API keys |
+//! | `client_key_limits` | `&str` (label) | `&str` (JSON of [`crate::KeyLimits`]) | per-key limits set by the operator; no row = the configured defaults |
+//! | `client_key_usage` | `&str` (label) | `(rate_tat_ms, day_reset_ms, images_today)` | per-key counters, written in batches (see `limits.rs`) |
 
 use redb::TableDefinition;
 
@@ -46,3 +48,12 @@ pub(crate) const ACCOUNTS: TableDefinition<u64, &str> = TableDefinition::new("ac
 
 /// Client keys: sha256 hex of the raw key -> label.
 pub(crate) const CLIENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("client_keys");
+
+/// Per-client-key limits by label, each row the JSON of a [`crate::KeyLimits`]. A table of its own (not a
+/// wider `client_keys` value) so stores written before limits existed open unchanged.
+pub(crate) const CLIENT_KEY_LIMITS: TableDefinition<&str, &str> =
+    TableDefinition::new("client_key_limits");
+
+/// Per-client-key usage by label: `(rate_tat_ms, day_reset_ms, images_today)`, see [`crate::KeyUsage`].
+pub(crate) const CLIENT_KEY_USAGE: TableDefinition<&str, (u64, u64, u64)> =
+    TableDefinition::new("client_key_usage");

@@ -10,6 +10,7 @@ mod components;
 mod error_shapes;
 mod errors;
 mod generation;
+mod limits;
 mod logs;
 mod safety;
 mod shapes;

@@ -2,12 +2,14 @@
 //! what was written (file, then environment, then flags); [`Config::validate`]
 //! checks all of it in one place and reports every bad setting at once.
 
+pub mod limits;
 pub mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use limits::{ClientLimits, ThresholdSet};
 pub use raw::RawConfig;
 
 use crate::policy::SafetyThreshold;
@@ -40,6 +42,21 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// The admin key guarding `/admin/*`; without one the admin API is off.
     pub admin_key: Option<String>,
+    /// Where the admin API listens when not on `listen` (then `/admin/*` is 404 there).
+    pub admin_listen: Option<SocketAddr>,
+    /// The limits of a client key that has none of its own.
+    pub limits: ClientLimits,
+    /// Throttling of failed authentication per client address.
+    pub auth_throttle: AuthThrottle,
+}
+
+/// Failed authentications allowed per client address (see `auth_throttle.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthThrottle {
+    /// Failures per minute per address (a bucket of this many, refilled at this rate); 0 = off.
+    pub failures_per_minute: u32,
+    /// Addresses tracked at most (memory bound).
+    pub max_tracked_addresses: usize,
 }
 
 /// Where Gemini is and how long to wait for it.
@@ -317,6 +334,53 @@ impl Config {
             errors.push("APERTURE_ADMIN_KEY must be at least 8 characters".into());
         }
 
+        if let Some(admin) = &admin_key {
+            if api_keys.iter().any(|k| k == admin) {
+                errors.push("APERTURE_ADMIN_KEY must differ from every client key in APERTURE_API_KEY / auth.api_keys: the admin key is refused as a client key".into());
+            }
+        }
+        let admin_listen = raw.admin_listen.as_deref().and_then(|text| {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) if addr == listen && addr.port() != 0 => {
+                    errors.push(format!("admin_listen {text:?} is the same address as listen; pick another port, or leave admin_listen unset to serve /admin/* on listen"));
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    errors.push(format!(
+                        "APERTURE_ADMIN_LISTEN / admin_listen {text:?} is not an address like 127.0.0.1:8046"
+                    ));
+                    None
+                }
+            }
+        });
+        let d = ClientLimits::DEFAULT;
+        let allowed_thresholds = match &raw.limits.allowed_thresholds {
+            None => d.allowed_thresholds,
+            Some(names) => ThresholdSet::parse(names).unwrap_or_else(|e| {
+                errors.push(format!(
+                    "APERTURE_LIMIT_ALLOWED_THRESHOLDS / limits.allowed_thresholds: {e}"
+                ));
+                d.allowed_thresholds
+            }),
+        };
+        let limits = ClientLimits {
+            rpm: raw.limits.rpm.unwrap_or(d.rpm),
+            images_per_day: raw.limits.images_per_day.unwrap_or(d.images_per_day),
+            max_concurrent: raw.limits.max_concurrent.unwrap_or(d.max_concurrent),
+            allowed_thresholds,
+        };
+        let auth_throttle = AuthThrottle {
+            failures_per_minute: raw.auth.failures_per_minute.unwrap_or(10),
+            max_tracked_addresses: match raw.auth.max_tracked_addresses.unwrap_or(10_000) {
+                0 => {
+                    errors.push("auth.max_tracked_addresses must be at least 1".into());
+                    1
+                }
+                n => n as usize,
+            },
+        };
+
         if errors.is_empty() {
             Ok(Config {
                 listen,
@@ -332,6 +396,9 @@ impl Config {
                 body_timeout,
                 api_keys,
                 admin_key,
+                admin_listen,
+                limits,
+                auth_throttle,
             })
         } else {
             Err(errors)
@@ -397,6 +464,51 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("floppy")));
         assert!(errs.iter().any(|e| e.contains("nowhere")));
         assert!(errs.iter().any(|e| e.contains("soon")));
+    }
+
+    #[test]
+    fn client_limits_and_admin_listen_are_read_and_checked() {
+        let mut raw = RawConfig::from_toml(
+            "admin_listen = \"127.0.0.1:9000\"\n[limits]\nrpm = 60\nallowed_thresholds = [\"medium\", \"HIGH\"]\n[auth]\nfailures_per_minute = 3\n",
+        )
+        .unwrap();
+        let mut errors = vec![];
+        raw.apply_env(
+            env(&[
+                ("APERTURE_LIMIT_IMAGES_PER_DAY", "500"),
+                ("APERTURE_LIMIT_MAX_CONCURRENT", "4"),
+            ]),
+            &mut errors,
+        );
+        let c = Config::validate(raw, errors).unwrap();
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(
+            (
+                c.limits.rpm,
+                c.limits.images_per_day,
+                c.limits.max_concurrent
+            ),
+            (60, 500, 4)
+        );
+        assert_eq!(c.limits.allowed_thresholds.names(), ["MEDIUM", "HIGH"]);
+        assert_eq!(c.auth_throttle.failures_per_minute, 3);
+
+        let d = Config::validate(RawConfig::default(), vec![]).unwrap();
+        assert_eq!(d.limits, ClientLimits::DEFAULT);
+        assert_eq!(d.admin_listen, None);
+
+        let mut raw = RawConfig::from_toml(
+            "listen = \"127.0.0.1:8045\"\nadmin_listen = \"127.0.0.1:8045\"\n[limits]\nallowed_thresholds = []\n[auth]\napi_keys = [\"same-key-123\"]\nadmin_key = \"same-key-123\"\n",
+        )
+        .unwrap();
+        let mut errors = vec![];
+        raw.apply_env(env(&[("APERTURE_LIMIT_RPM", "lots")]), &mut errors);
+        let errs = Config::validate(raw, errors).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("APERTURE_LIMIT_RPM")));
+        assert!(errs.iter().any(|e| e.contains("same address")));
+        assert!(errs.iter().any(|e| e.contains("allowed_thresholds")));
+        assert!(errs.iter().any(|e| e.contains("must differ")));
     }
 
     #[test]

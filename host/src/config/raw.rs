@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// `data_dir = "/var/lib/aperture"`.
     pub data_dir: Option<PathBuf>,
+    /// `admin_listen = "127.0.0.1:8046"`: serve `/admin/*` there only.
+    pub admin_listen: Option<String>,
     /// `[upstream]`.
     #[serde(default)]
     pub upstream: RawUpstream,
@@ -32,6 +34,19 @@ pub struct RawConfig {
     /// `[auth]`.
     #[serde(default)]
     pub auth: RawAuth,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `[limits]`: the defaults of every client key (a key's own limits, set with `aperture keys`, win).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub rpm: Option<u32>,
+    pub images_per_day: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    pub allowed_thresholds: Option<Vec<String>>,
 }
 
 /// `[upstream]`: where Gemini is and how long to wait for it.
@@ -89,6 +104,8 @@ pub struct RawServer {
 pub struct RawAuth {
     pub api_keys: Option<Vec<String>>,
     pub admin_key: Option<String>,
+    pub failures_per_minute: Option<u32>,
+    pub max_tracked_addresses: Option<u32>,
 }
 
 impl RawConfig {
@@ -144,6 +161,35 @@ impl RawConfig {
         }
         if let Some(v) = lookup("APERTURE_ADMIN_KEY") {
             self.auth.admin_key = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_ADMIN_LISTEN") {
+            self.admin_listen = Some(v);
+        }
+        let mut number = |name: &str, slot: &mut Option<u32>| {
+            if let Some(v) = lookup(name) {
+                match v.trim().parse::<u32>() {
+                    Ok(n) => *slot = Some(n),
+                    Err(_) => errors.push(format!(
+                        "{name}={v:?} is not a whole number (0 means unlimited)"
+                    )),
+                }
+            }
+        };
+        number("APERTURE_LIMIT_RPM", &mut self.limits.rpm);
+        number(
+            "APERTURE_LIMIT_IMAGES_PER_DAY",
+            &mut self.limits.images_per_day,
+        );
+        number(
+            "APERTURE_LIMIT_MAX_CONCURRENT",
+            &mut self.limits.max_concurrent,
+        );
+        number(
+            "APERTURE_AUTH_FAILURES_PER_MINUTE",
+            &mut self.auth.failures_per_minute,
+        );
+        if let Some(v) = lookup("APERTURE_LIMIT_ALLOWED_THRESHOLDS") {
+            self.limits.allowed_thresholds = Some(list(v));
         }
     }
 }

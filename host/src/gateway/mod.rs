@@ -7,6 +7,7 @@ pub mod authenticate;
 pub mod ctx;
 pub mod dispatch;
 pub mod interpret;
+pub mod limits;
 pub mod log;
 pub mod lookup;
 pub mod parse;
@@ -48,7 +49,8 @@ pub async fn generate(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    let (request, namespace) = parse::run(app, ctx, body).await?;
+    let (mut request, namespace) = parse::run(app, ctx, body).await?;
+    limits::threshold(app, ctx, &mut request)?;
     let settings = screen::run(app, ctx, &request).await?;
 
     let key = lookup::cache_key(
@@ -64,6 +66,8 @@ pub async fn generate(
     // Identical requests in flight share one dispatch; the first one does the work.
     // A request that asked for a fresh result must not be handed one that is only
     // waiting for its cache write: it gets a private cell (release ignores it).
+    // The key's images per day: reserved before the upstream phase, kept only for images generated here.
+    let reservation = limits::reserve_images(app, ctx, &request)?;
     let cell = if fresh && app.inflight.completed(&key).is_some() {
         Arc::default()
     } else {
@@ -92,6 +96,13 @@ pub async fn generate(
         .await
         .clone();
     ctx.coalesced = !led;
+    if let Some(reservation) = reservation {
+        let generated = match (&outcome, led) {
+            (Ok(generated), true) => generated.images.len() as u64,
+            _ => 0,
+        };
+        reservation.keep(generated);
+    }
     ctx.upstream_calls = report.calls;
     for a in &report.accounts {
         ctx.used_account(a);
