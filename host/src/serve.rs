@@ -45,6 +45,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(dir) = &args.data_dir {
         raw.data_dir = Some(dir.clone());
     }
+    if let Some(file) = &args.secret_key_file {
+        raw.store.secret_key_file = Some(file.clone());
+        raw.store.secret_key = None;
+    }
 
     let mut announcements = Vec::new();
     let emulator = if args.demo {
@@ -167,6 +171,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "Proxy server started on http://{addr}"
     );
 
+    crate::maintenance::spawn(app.clone());
     crate::server::serve(app.clone(), listener, stop_signal()).await;
     app.background.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), app.background.wait()).await;

@@ -102,7 +102,7 @@ impl Cache {
     /// The payload stored under `key`, or `None`. Records the access for LRU (in memory, see the module
     /// docs). An expired entry is deleted and reported as `None`.
     pub fn get(&self, key: &CacheKey, now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let found = self.store.run(|db| {
+        let found = self.store.read(|db| {
             let txn = db.begin_read()?;
             let entries = txn.open_table(tables::CACHE_ENTRIES)?;
             let Some((created, _, _)) = entries.get(key)?.map(|g| g.value()) else {
@@ -229,7 +229,7 @@ impl Cache {
     /// signature (a lazily-expiring backend may need it); this backend reports what is stored, which
     /// includes expired entries not purged yet.
     pub fn stats(&self, _now_ms: u64) -> Result<CacheStats, StoreError> {
-        self.store.run(|db| {
+        self.store.read(|db| {
             let txn = db.begin_read()?;
             let meta = txn.open_table(tables::META)?;
             let get = |k: &str| -> Result<u64, StoreError> {
@@ -298,10 +298,10 @@ impl Cache {
             |db| Self::write_on(db, durability, &pending, &mut f),
             |db| match Self::make_room(db, needed) {
                 Ok(evicted) => {
-                    tracing::warn!(
+                    tracing::debug!(
                         entries = evicted.len(),
                         bytes = evicted.iter().map(|e| e.size).sum::<u64>(),
-                        "Cache eviction to make room after a failed write"
+                        "cache: evicted to make room after a failed write"
                     );
                     made_room.extend(evicted);
                 }

@@ -16,7 +16,8 @@ const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0
 /// What [`prepare`] found at the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Found {
-    /// No file: a new, empty one was created (mode 0600).
+    /// No file: a new, empty one was created (mode 0600). Also used to skip the integrity check when
+    /// reopening a file this process opened (and checked) before.
     Created,
     /// An existing file with redb's header.
     Existing,

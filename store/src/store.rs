@@ -258,15 +258,34 @@ impl Store {
     /// and `op` is tried once more. The first failure and the recovery are logged once each.
     pub(crate) fn run_with<R>(
         &self,
+        op: impl FnMut(&Database) -> Result<R, StoreError>,
+        between: impl FnOnce(&Database),
+    ) -> Result<R, StoreError> {
+        self.attempt(op, between, true)
+    }
+
+    /// [`Store::run`] for reads: a success does not count as "writes succeed again".
+    pub(crate) fn read<R>(
+        &self,
+        op: impl FnMut(&Database) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.attempt(op, |_| {}, false)
+    }
+
+    fn attempt<R>(
+        &self,
         mut op: impl FnMut(&Database) -> Result<R, StoreError>,
         between: impl FnOnce(&Database),
+        write: bool,
     ) -> Result<R, StoreError> {
         let (db, generation) = self.current()?;
         let first = op(&db);
         drop(db);
         let e = match first {
             Ok(r) => {
-                self.note_success();
+                if write {
+                    self.note_success();
+                }
                 return Ok(r);
             }
             Err(e) if e.is_io() => e,
@@ -278,7 +297,8 @@ impl Store {
         between(&db);
         let second = op(&db);
         match &second {
-            Ok(_) => self.note_success(),
+            Ok(_) if write => self.note_success(),
+            Ok(_) => {}
             Err(e) if e.is_io() => tracing::debug!(error = %e, "storage: retry failed"),
             Err(_) => {}
         }
@@ -296,7 +316,7 @@ impl Store {
     /// Reads one row, reopening the database if it fails with an I/O error; a cheap health probe for a
     /// periodic task (after an I/O failure seen by a caller that does not reopen itself).
     pub fn probe(&self) -> Result<(), StoreError> {
-        self.run(|db| {
+        self.read(|db| {
             let txn = db.begin_read()?;
             let meta = txn.open_table(tables::META)?;
             meta.get(tables::META_SCHEMA_VERSION)?;
@@ -356,7 +376,7 @@ impl Store {
                 Ok(db) => {
                     *self.inner.db.write().unwrap_or_else(|e| e.into_inner()) =
                         Some((Arc::new(db), generation));
-                    tracing::info!(file = %self.describe(), "Store reopened after an I/O failure");
+                    tracing::debug!(file = %self.describe(), "store reopened after an I/O failure");
                     return Ok(());
                 }
                 // Transactions on the old handle still hold the file's lock; they finish quickly.

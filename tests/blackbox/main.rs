@@ -12,4 +12,5 @@ mod generation;
 mod logs;
 mod safety;
 mod shapes;
+mod store;
 mod upstream_faults;

@@ -32,6 +32,20 @@ pub struct RawConfig {
     /// `[auth]`.
     #[serde(default)]
     pub auth: RawAuth,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`: the secret key account secrets are encrypted with (prefer a key file or the environment).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// A file holding the key (64 hex digits or base64 of 32 bytes).
+    pub secret_key_file: Option<PathBuf>,
+    /// The key itself; only from `APERTURE_SECRET_KEY`, never from the file.
+    #[serde(skip)]
+    pub secret_key: Option<String>,
 }
 
 /// `[upstream]`: where Gemini is and how long to wait for it.
@@ -144,6 +158,12 @@ impl RawConfig {
         }
         if let Some(v) = lookup("APERTURE_ADMIN_KEY") {
             self.auth.admin_key = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_SECRET_KEY") {
+            self.store.secret_key = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_SECRET_KEY_FILE") {
+            self.store.secret_key_file = Some(v.into());
         }
     }
 }
