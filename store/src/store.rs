@@ -365,9 +365,13 @@ impl Store {
         let mut last = None;
         for _ in 0..REOPEN_ATTEMPTS {
             let opened = match &self.inner.source {
-                Source::File(path) => {
-                    open::open_checked(path, &builder(), open::Found::Existing).map(|(db, _)| db)
-                }
+                // The file must still be there (never a new empty store in its place); redb repairs it
+                // itself if the failed handle left it unclean, so the full integrity check is skipped.
+                Source::File(path) => std::fs::metadata(path)
+                    .map_err(|e| StoreError::file(format!("reading {}", path.display()), e))
+                    .and_then(|m| open::check_header(path, m.len()))
+                    .and_then(|()| open::open_checked(path, &builder(), open::Found::Created))
+                    .map(|(db, _)| db),
                 Source::Memory => unreachable_memory(),
                 #[cfg(test)]
                 Source::Faulty(path, disk) => crate::faults::open(path, &builder(), disk),
