@@ -1,5 +1,5 @@
 //! The admin API (`/admin/*`, guarded by APERTURE_ADMIN_KEY): manage accounts,
-//! client keys and the cache while the gateway runs. The `aperture accounts …`
+//! client keys and the cache while the gateway runs, and take store backups. The `aperture accounts …`
 //! and `aperture cache …` commands are its client.
 
 use std::sync::Arc;
@@ -304,6 +304,9 @@ pub async fn handle(
             ok(json!({"removed": removed}))
         }
         (&Method::GET, ["components"]) => ok(json!({"components": app.policies.active()})),
+        (&Method::GET, ["store", "backup"]) => {
+            crate::backup::snapshot(&app, crate::backup::include_cache(parts.uri.query()), id).await
+        }
         _ => Err(GatewayError::NotFound(path)),
     }
 }

@@ -38,8 +38,32 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The store file is locked by another process.
+    #[error("cannot open the store {path}: another process holds its lock (is another aperture using this data dir?)")]
+    StoreLocked {
+        /// The file.
+        path: String,
+    },
+    /// The store file is damaged.
+    #[error("the store {path} is damaged: {why}. Aperture will not start over it. Stop here and either restore a backup (`aperture store restore BACKUP --data-dir {dir}`), or run `aperture store repair --data-dir {dir}` (it keeps what redb can recover and moves an unrecoverable file aside), or move the file aside yourself to start with an empty store")]
+    StoreDamaged {
+        /// The file.
+        path: String,
+        /// The data dir.
+        dir: String,
+        /// What was found.
+        why: String,
+    },
+    /// The secret key does not fit the stored secrets.
+    #[error("cannot open the store {path}: {source}")]
+    SecretKey {
+        /// The file.
+        path: String,
+        /// Why.
+        source: aperture_store::StoreError,
+    },
     /// The store cannot be opened.
-    #[error("cannot open the store {path}: {source} (is another aperture using this data dir?)")]
+    #[error("cannot open the store {path}: {source}")]
     Store {
         /// The file.
         path: String,
@@ -165,17 +189,20 @@ pub struct App {
 impl App {
     /// Open the store, load the components, build the client.
     pub fn build(config: Config) -> Result<App, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        crate::data_dir::prepare(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
         })?;
         let path = config.data_dir.join(STORE_FILE);
-        let store_err = |source| StartError::Store {
-            path: path.display().to_string(),
-            source,
+        let store_err = |source| crate::data_dir::start_error(&config.data_dir, &path, source);
+        let options = aperture_store::StoreOptions {
+            secret_key: config.secret_key.clone(),
         };
-        let store = Store::open(&path).map_err(store_err)?;
+        let store = Store::open_with(&path, options).map_err(store_err)?;
         let accounts = store.accounts().map_err(store_err)?;
+        if !store.encrypts_secrets() {
+            tracing::warn!("Account secrets are stored unencrypted in {}: set APERTURE_SECRET_KEY or secret_key_file (generate a key with `openssl rand -hex 32`)", path.display());
+        }
         let limits = CacheLimits {
             max_bytes: config.cache.max_bytes,
             ttl_ms: config.cache.ttl.as_millis() as u64,

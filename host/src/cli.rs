@@ -1,4 +1,4 @@
-//! The command line: `aperture serve | emulator | accounts | keys | cache`.
+//! The command line: `aperture serve | emulator | accounts | keys | cache | store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +48,12 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Back up a running gateway's store; restore, repair or re-key a stopped one's.
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        action: StoreAction,
+    },
 }
 
 /// `aperture serve`.
@@ -68,6 +74,9 @@ pub struct ServeArgs {
     /// Demo mode: start the embedded Gemini emulator with three demo accounts.
     #[arg(long)]
     pub demo: bool,
+    /// File holding the key account secrets are encrypted with (or set APERTURE_SECRET_KEY).
+    #[arg(long)]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `aperture emulator`.
@@ -251,4 +260,41 @@ pub enum CacheAction {
     Stats,
     /// Remove every entry.
     Clear,
+}
+
+/// `aperture store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Save a consistent copy of a running gateway's store to FILE (through the admin API).
+    Backup {
+        /// Where to write the backup (must not exist).
+        file: PathBuf,
+        /// Leave the image cache out (accounts, client keys and settings only).
+        #[arg(long)]
+        no_cache: bool,
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replace a stopped gateway's store with a backup (checked first; the old file is kept aside).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The stopped gateway's data dir [default: ~/.aperture].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a stopped gateway's store and repair it; an unrecoverable file is moved aside.
+    Repair {
+        /// The stopped gateway's data dir [default: ~/.aperture].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Re-encrypt every account secret with a new key (old key: APERTURE_SECRET_KEY; new key:
+    /// APERTURE_NEW_SECRET_KEY or stdin).
+    RotateKey {
+        /// The stopped gateway's data dir [default: ~/.aperture].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }

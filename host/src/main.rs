@@ -48,5 +48,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { remote, action } => aperture::admin_client::keys(&remote, &action).await,
         Command::Cache { remote, action } => aperture::admin_client::cache(&remote, &action).await,
+        Command::Store { action } => aperture::store_cli::run(&action).await,
     }
 }

@@ -48,6 +48,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(admin_listen) = &args.admin_listen {
         raw.admin_listen = Some(admin_listen.clone());
     }
+    if let Some(file) = &args.secret_key_file {
+        raw.store.secret_key_file = Some(file.clone());
+        raw.store.secret_key = None;
+    }
 
     let mut announcements = Vec::new();
     let emulator = if args.demo {
@@ -182,6 +186,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "Proxy server started on http://{addr}"
     );
 
+    crate::maintenance::spawn(app.clone());
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

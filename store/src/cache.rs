@@ -102,29 +102,31 @@ impl Cache {
     /// The payload stored under `key`, or `None`. Records the access for LRU (in memory, see the module
     /// docs). An expired entry is deleted and reported as `None`.
     pub fn get(&self, key: &CacheKey, now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        {
-            let txn = self.store.db().begin_read()?;
+        let found = self.store.read(|db| {
+            let txn = db.begin_read()?;
             let entries = txn.open_table(tables::CACHE_ENTRIES)?;
             let Some((created, _, _)) = entries.get(key)?.map(|g| g.value()) else {
-                return Ok(None);
+                return Ok(Lookup::Missing);
             };
-            if !self.is_expired(created, now_ms) {
-                let payloads = txn.open_table(tables::CACHE_PAYLOADS)?;
-                let payload = match payloads.get(key)? {
-                    Some(p) => p.value().to_vec(),
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "cache entry {} has no payload",
-                            key_prefix(key)
-                        )))
-                    }
-                };
-                drop(payloads);
-                drop(entries);
-                drop(txn);
+            if self.is_expired(created, now_ms) {
+                return Ok(Lookup::Expired);
+            }
+            let payloads = txn.open_table(tables::CACHE_PAYLOADS)?;
+            match payloads.get(key)? {
+                Some(p) => Ok(Lookup::Found(p.value().to_vec())),
+                None => Err(StoreError::Corrupt(format!(
+                    "cache entry {} has no payload",
+                    key_prefix(key)
+                ))),
+            }
+        })?;
+        match found {
+            Lookup::Missing => return Ok(None),
+            Lookup::Found(payload) => {
                 self.note_access(key, now_ms);
                 return Ok(Some(payload));
             }
+            Lookup::Expired => {}
         }
         // Expired: delete it (re-checking inside the write transaction, it may have been replaced since).
         // Not durable: if the deletion is lost in a crash the entry is simply expired again.
@@ -152,13 +154,21 @@ impl Cache {
             return Ok(PutOutcome::TooLarge);
         }
         let limits = self.limits;
-        self.write(Durability::Immediate, |tx| {
-            tx.remove(key)?;
-            tx.insert(key, payload, now_ms)?;
-            let mut evicted = tx.expire(now_ms, limits.ttl_ms)?;
-            evicted.extend(tx.evict_lru(limits.max_bytes, Some(key))?);
-            Ok(PutOutcome::Stored { evicted })
-        })
+        let mut made_room = Vec::new();
+        let outcome = self.write_or_make_room(
+            Durability::Immediate,
+            |tx| {
+                tx.remove(key)?;
+                tx.insert(key, payload, now_ms)?;
+                let mut evicted = tx.expire(now_ms, limits.ttl_ms)?;
+                evicted.extend(tx.evict_lru(limits.max_bytes, Some(key))?);
+                Ok(evicted)
+            },
+            size,
+            &mut made_room,
+        )?;
+        made_room.extend(outcome);
+        Ok(PutOutcome::Stored { evicted: made_room })
     }
 
     /// Removes the entry under `key`; `true` if there was one.
@@ -190,42 +200,46 @@ impl Cache {
             pending.times.clear();
             pending.since_ms = None;
         }
-        let txn = self.store.db().begin_write()?;
-        let count = {
-            txn.delete_table(tables::CACHE_PAYLOADS)?;
-            txn.delete_table(tables::CACHE_ENTRIES)?;
-            txn.delete_table(tables::CACHE_BY_ACCESS)?;
-            txn.delete_table(tables::CACHE_BY_CREATED)?;
-            txn.open_table(tables::CACHE_PAYLOADS)?;
-            txn.open_table(tables::CACHE_ENTRIES)?;
-            txn.open_table(tables::CACHE_BY_ACCESS)?;
-            txn.open_table(tables::CACHE_BY_CREATED)?;
-            let mut meta = txn.open_table(tables::META)?;
-            let count = meta
-                .get(tables::META_CACHE_ENTRIES)?
-                .map(|g| g.value())
-                .unwrap_or(0);
-            meta.insert(tables::META_CACHE_BYTES, 0)?;
-            meta.insert(tables::META_CACHE_ENTRIES, 0)?;
-            count
-        };
-        txn.commit()?;
-        Ok(count)
+        self.store.run(|db| {
+            let txn = db.begin_write()?;
+            let count = {
+                txn.delete_table(tables::CACHE_PAYLOADS)?;
+                txn.delete_table(tables::CACHE_ENTRIES)?;
+                txn.delete_table(tables::CACHE_BY_ACCESS)?;
+                txn.delete_table(tables::CACHE_BY_CREATED)?;
+                txn.open_table(tables::CACHE_PAYLOADS)?;
+                txn.open_table(tables::CACHE_ENTRIES)?;
+                txn.open_table(tables::CACHE_BY_ACCESS)?;
+                txn.open_table(tables::CACHE_BY_CREATED)?;
+                let mut meta = txn.open_table(tables::META)?;
+                let count = meta
+                    .get(tables::META_CACHE_ENTRIES)?
+                    .map(|g| g.value())
+                    .unwrap_or(0);
+                meta.insert(tables::META_CACHE_BYTES, 0)?;
+                meta.insert(tables::META_CACHE_ENTRIES, 0)?;
+                count
+            };
+            txn.commit()?;
+            Ok(count)
+        })
     }
 
     /// Entry count and bytes stored (O(1), from the totals row). `now_ms` is part of the backend-neutral
     /// signature (a lazily-expiring backend may need it); this backend reports what is stored, which
     /// includes expired entries not purged yet.
     pub fn stats(&self, _now_ms: u64) -> Result<CacheStats, StoreError> {
-        let txn = self.store.db().begin_read()?;
-        let meta = txn.open_table(tables::META)?;
-        let get = |k: &str| -> Result<u64, StoreError> {
-            Ok(meta.get(k)?.map(|g| g.value()).unwrap_or(0))
-        };
-        Ok(CacheStats {
-            entries: get(tables::META_CACHE_ENTRIES)?,
-            bytes: get(tables::META_CACHE_BYTES)?,
-            max_bytes: self.limits.max_bytes,
+        self.store.read(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(tables::META)?;
+            let get = |k: &str| -> Result<u64, StoreError> {
+                Ok(meta.get(k)?.map(|g| g.value()).unwrap_or(0))
+            };
+            Ok(CacheStats {
+                entries: get(tables::META_CACHE_ENTRIES)?,
+                bytes: get(tables::META_CACHE_BYTES)?,
+                max_bytes: self.limits.max_bytes,
+            })
         })
     }
 
@@ -257,22 +271,77 @@ impl Cache {
     }
 
     /// Runs `f` in one write transaction with the pending access times applied first, then writes the
-    /// totals and commits.
+    /// totals and commits. After an I/O failure the store reopens the database and `f` runs once more.
     fn write<R>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut txn = self.store.db().begin_write()?;
+        let pending = self.take_pending();
+        self.store
+            .run(|db| Self::write_on(db, durability, &pending, &mut f))
+    }
+
+    /// [`Cache::write`] for a write that adds `needed` bytes: when it fails with an I/O error (a full
+    /// disk), the least recently used entries are evicted — at least `needed` bytes more than the write
+    /// frees itself — before the one retry, so the space they held inside the file can be reused. The
+    /// entries evicted for room are added to `made_room`.
+    fn write_or_make_room<R>(
+        &self,
+        durability: Durability,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, StoreError>,
+        needed: u64,
+        made_room: &mut Vec<Evicted>,
+    ) -> Result<R, StoreError> {
+        let pending = self.take_pending();
+        self.store.run_with(
+            |db| Self::write_on(db, durability, &pending, &mut f),
+            |db| match Self::make_room(db, needed) {
+                Ok(evicted) => {
+                    tracing::debug!(
+                        entries = evicted.len(),
+                        bytes = evicted.iter().map(|e| e.size).sum::<u64>(),
+                        "cache: evicted to make room after a failed write"
+                    );
+                    made_room.extend(evicted);
+                }
+                Err(e) => tracing::debug!(error = %e, "cache: could not evict to make room"),
+            },
+        )
+    }
+
+    /// Evicts least recently used entries until at least `needed` bytes (at least 1 MiB, at least a tenth
+    /// of what is stored) are gone, then commits once more so redb releases the freed pages.
+    fn make_room(db: &redb::Database, needed: u64) -> Result<Vec<Evicted>, StoreError> {
+        let evicted = Self::write_on(db, Durability::Immediate, &HashMap::new(), &mut |tx| {
+            let goal = needed.max(1 << 20).max(tx.bytes / 10);
+            let target = tx.bytes.saturating_sub(goal);
+            tx.evict_lru(target, None)
+        })?;
+        // Pages freed by a transaction become reusable after the next commit.
+        for _ in 0..2 {
+            db.begin_write()?.commit()?;
+        }
+        Ok(evicted)
+    }
+
+    fn take_pending(&self) -> HashMap<CacheKey, u64> {
+        let mut pending = lock(&self.store.inner.pending_access);
+        pending.since_ms = None;
+        std::mem::take(&mut pending.times)
+    }
+
+    fn write_on<R>(
+        db: &redb::Database,
+        durability: Durability,
+        pending: &HashMap<CacheKey, u64>,
+        f: &mut impl FnMut(&mut Tx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut txn = db.begin_write()?;
         txn.set_durability(durability);
-        let pending = {
-            let mut pending = lock(&self.store.inner.pending_access);
-            pending.since_ms = None;
-            std::mem::take(&mut pending.times)
-        };
         let result = {
             let mut tx = Tx::open(&txn)?;
-            tx.apply_access(&pending)?;
+            tx.apply_access(pending)?;
             let result = f(&mut tx)?;
             tx.finish()?;
             result
@@ -280,6 +349,13 @@ impl Cache {
         txn.commit()?;
         Ok(result)
     }
+}
+
+/// What a cache read found.
+enum Lookup {
+    Missing,
+    Expired,
+    Found(Vec<u8>),
 }
 
 /// The cache tables opened in one write transaction, with the totals held in memory until `finish`.

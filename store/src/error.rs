@@ -1,13 +1,35 @@
 //! Why storage calls fail: redb's own error types, plus the cases this crate detects itself (undecodable
-//! rows, duplicates, unknown selectors, invalid input). Nothing in this crate panics on stored data; it
-//! returns [`StoreError::Corrupt`] instead.
+//! rows, duplicates, unknown selectors, invalid input, damaged files, a wrong secret key). Nothing in this
+//! crate panics on stored data; it returns [`StoreError::Corrupt`] or [`StoreError::Damaged`] instead.
 
 /// Every error this crate returns. redb's errors are boxed to keep `Result`s small.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database file could not be opened or created (includes "already open by another process").
+    /// The database file could not be opened or created.
     #[error("storage: cannot open the database: {0}")]
     Database(#[source] Box<redb::DatabaseError>),
+    /// Another process holds the database file's lock (redb's `DatabaseAlreadyOpen`).
+    #[error("storage: the database is locked by another process")]
+    Locked,
+    /// The database file is damaged: empty, not a redb file, or failing redb's own checks. The
+    /// message says what was found.
+    #[error("storage: the database file is damaged: {0}")]
+    Damaged(String),
+    /// The database could not be reopened after an I/O failure; the next call tries again.
+    #[error("storage: unavailable: {0}")]
+    Unavailable(String),
+    /// The secret key is missing, malformed or not the one the secrets were encrypted with.
+    #[error("secret key: {0}")]
+    SecretKey(String),
+    /// A file operation around the database (permissions, rename, copy) failed.
+    #[error("storage: {what}: {source}")]
+    File {
+        /// What was being done, with the path.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A read or write transaction could not be started.
     #[error("storage: cannot start a transaction: {0}")]
     Transaction(#[source] Box<redb::TransactionError>),
@@ -37,6 +59,39 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// Whether this is an I/O failure of the database file (a full disk, a failed write or fsync, or
+    /// redb refusing work after one: `PreviousIo`). The store reopens the database after one.
+    pub fn is_io(&self) -> bool {
+        fn storage(e: &redb::StorageError) -> bool {
+            matches!(
+                e,
+                redb::StorageError::Io(_) | redb::StorageError::PreviousIo
+            )
+        }
+        match self {
+            StoreError::Storage(e) => storage(e),
+            StoreError::Commit(e) => matches!(&**e, redb::CommitError::Storage(s) if storage(s)),
+            StoreError::Transaction(e) => {
+                matches!(&**e, redb::TransactionError::Storage(s) if storage(s))
+            }
+            StoreError::Table(e) => matches!(&**e, redb::TableError::Storage(s) if storage(s)),
+            StoreError::Database(e) => {
+                matches!(&**e, redb::DatabaseError::Storage(s) if storage(s))
+            }
+            StoreError::Unavailable(_) => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn file(what: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::File {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for StoreError {
@@ -47,8 +102,16 @@ macro_rules! from_redb {
     };
 }
 
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => StoreError::Database(Box::new(other)),
+        }
+    }
+}
+
 from_redb!(
-    Database(redb::DatabaseError),
     Transaction(redb::TransactionError),
     Table(redb::TableError),
     Storage(redb::StorageError),

@@ -53,7 +53,7 @@ impl KeyStore {
         let label = check(label, raw)?;
         let hash = hash_hex(raw);
         let mut cache = self.write_cache();
-        let txn = self.store.db().begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
             if let Some(existing) = table.get(hash.as_str())? {
@@ -83,7 +83,7 @@ impl KeyStore {
         let label = check(label, raw)?;
         let hash = hash_hex(raw);
         let mut cache = self.write_cache();
-        let txn = self.store.db().begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
             if table
@@ -110,7 +110,7 @@ impl KeyStore {
     pub fn remove(&self, label: &str) -> Result<(), StoreError> {
         let label = label.trim();
         let mut cache = self.write_cache();
-        let txn = self.store.db().begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
             let stale = hashes_of(&table, label)?;
@@ -129,7 +129,7 @@ impl KeyStore {
 
     /// `(label, first 12 hex characters of the key's sha256)` for every key, by label.
     pub fn list(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let txn = self.store.db().begin_read()?;
+        let txn = self.store.db()?.begin_read()?;
         let table = txn.open_table(tables::CLIENT_KEYS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -163,7 +163,7 @@ impl KeyStore {
         if let Some(entries) = cache.as_ref() {
             return Ok(Arc::clone(entries));
         }
-        let txn = self.store.db().begin_read()?;
+        let txn = self.store.db()?.begin_read()?;
         let table = txn.open_table(tables::CLIENT_KEYS)?;
         let mut entries = Vec::new();
         for row in table.iter()? {

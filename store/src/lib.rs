@@ -8,12 +8,19 @@
 //! The API is deliberately narrow (cache get/put/evict, account checkout/report, key verify) so a Redis
 //! implementation can stand beside this one later.
 
+mod account_rows;
 mod accounts;
 mod cache;
 mod error;
+#[cfg(test)]
+mod faults;
 mod keys;
 mod limits;
+mod offline;
+mod open;
 mod pool;
+mod seal;
+mod snapshot;
 mod store;
 mod tables;
 
@@ -22,5 +29,10 @@ pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, 
 pub use error::StoreError;
 pub use keys::KeyStore;
 pub use limits::{KeyLimits, KeyUsage};
+pub use offline::{
+    ensure_unlocked, repair, restore, rotate_key, verify, RepairOutcome, RestoreOutcome,
+};
 pub use pool::{AccountPool, Checkout, Lease};
-pub use store::Store;
+pub use seal::SecretKey;
+pub use snapshot::Inventory;
+pub use store::{Store, StoreOptions};

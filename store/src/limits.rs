@@ -60,7 +60,7 @@ impl KeyStore {
         change: impl FnOnce(&mut KeyLimits),
     ) -> Result<KeyLimits, StoreError> {
         let label = label.trim();
-        let txn = self.store.db().begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         let limits = {
             let keys = txn.open_table(tables::CLIENT_KEYS)?;
             let mut exists = false;
@@ -90,7 +90,7 @@ impl KeyStore {
 
     /// Every stored key's limits, by label (keys without a row are absent: they have the defaults).
     pub fn all_limits(&self) -> Result<HashMap<String, KeyLimits>, StoreError> {
-        let txn = self.store.db().begin_read()?;
+        let txn = self.store.db()?.begin_read()?;
         let table = txn.open_table(tables::CLIENT_KEY_LIMITS)?;
         let mut out = HashMap::new();
         for row in table.iter()? {
@@ -104,7 +104,7 @@ impl KeyStore {
 
     /// Every persisted usage row, by label.
     pub fn usage(&self) -> Result<HashMap<String, KeyUsage>, StoreError> {
-        let txn = self.store.db().begin_read()?;
+        let txn = self.store.db()?.begin_read()?;
         let table = txn.open_table(tables::CLIENT_KEY_USAGE)?;
         let mut out = HashMap::new();
         for row in table.iter()? {
@@ -128,7 +128,7 @@ impl KeyStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let txn = self.store.db().begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEY_USAGE)?;
             for (label, u) in rows {

@@ -1,20 +1,28 @@
 //! The account pool in memory: round-robin checkout over usable accounts, outcome reporting (success,
 //! failure, cool-down, quota exhaustion, disable) and admin changes, each state change written through to
-//! the `accounts` table before it takes effect in memory.
+//! the `accounts` table.
 //!
 //! Persistence: add/remove and every state change are written immediately, each in one write transaction
 //! (which also writes any counters changed since the last write). Counter-only changes (`checkout`,
-//! `record_success`, `record_failure`) stay in memory until the next such write or [`AccountPool::flush`];
-//! a crash can lose them, never a state change. Writes happen under the pool's lock (so a concurrent
-//! `checkout` waits for one commit); they are rare (operator actions and upstream verdicts).
+//! `record_success`, `record_failure`) stay in memory until the next such write or [`AccountPool::flush`].
+//! Add and remove take effect only once written. A state change (cool-down, exhaustion, disable, enable)
+//! takes effect in memory even when it cannot be written (a full disk): the pool must keep honouring a
+//! cool-down rather than hammer a rate-limited account; the account stays marked unwritten and the next
+//! write or `flush` saves it. Writes happen under the pool's lock (so a concurrent `checkout` waits for one
+//! commit); they are rare (operator actions and upstream verdicts).
+//!
+//! Secrets are sealed in the rows when the store has a secret key (see `account_rows.rs`); loading with a
+//! key seals any plain secret left from before (a migration, in one transaction).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableTable};
 
+use crate::account_rows;
 use crate::accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
 use crate::error::StoreError;
+use crate::seal::SecretKey;
 use crate::store::{lock, Store};
 use crate::tables;
 
@@ -63,28 +71,45 @@ pub(crate) struct PoolState {
 }
 
 impl PoolState {
-    pub(crate) fn load(db: &Database) -> Result<PoolState, StoreError> {
+    /// Loads every account, opening sealed secrets with `key`. With a key, plain secrets (stored before a
+    /// key was configured) are sealed in one transaction.
+    pub(crate) fn load(db: &Database, key: Option<&SecretKey>) -> Result<PoolState, StoreError> {
         let txn = db.begin_read()?;
         let table = txn.open_table(tables::ACCOUNTS)?;
         let mut accounts = Vec::new();
+        let mut plain = Vec::new();
         for row in table.iter()? {
             let (id, json) = row?;
-            let id = id.value();
-            let account: Account = serde_json::from_str(json.value())
-                .map_err(|e| StoreError::Corrupt(format!("account row {id}: {e}")))?;
-            if account.id != id {
-                return Err(StoreError::Corrupt(format!(
-                    "account row {id} holds account id {}",
-                    account.id
-                )));
+            let decoded = account_rows::decode(id.value(), json.value(), key)?;
+            if decoded.plain {
+                plain.push(decoded.account.id);
             }
-            accounts.push(account);
+            accounts.push(decoded.account);
         }
         let meta = txn.open_table(tables::META)?;
         let stored_next = meta
             .get(tables::META_NEXT_ACCOUNT_ID)?
             .map(|g| g.value())
             .unwrap_or(1);
+        drop((table, meta, txn));
+        if let (Some(key), false) = (key, plain.is_empty()) {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(tables::ACCOUNTS)?;
+                for account in accounts.iter().filter(|a| plain.contains(&a.id)) {
+                    table.insert(
+                        account.id,
+                        account_rows::encode(account, Some(key))?.as_str(),
+                    )?;
+                }
+            }
+            txn.commit()?;
+            tracing::info!(
+                accounts = plain.len(),
+                "Encrypted {} plain-text account secret(s) at rest with the secret key",
+                plain.len()
+            );
+        }
         let after_max = accounts.last().map(|a| a.id.saturating_add(1)).unwrap_or(1);
         Ok(PoolState {
             accounts,
@@ -382,8 +407,9 @@ impl AccountPool {
         self.write(&mut st, None, None, None)
     }
 
-    /// Applies `f` to a copy of the account, writes the copy, then (only if the write succeeded) replaces
-    /// the in-memory account with it.
+    /// Applies `f` to the account in memory and writes it. A write that fails with an I/O error (after
+    /// the store's reopen and retry) leaves the change in effect in memory and the account marked
+    /// unwritten, so the next write or `flush` saves it; the store logs the failure.
     fn update(
         &self,
         sel: Selector<'_>,
@@ -394,10 +420,47 @@ impl AccountPool {
         let mut updated = st.accounts[idx].clone();
         f(&mut updated);
         if updated != st.accounts[idx] {
-            self.write(&mut st, Some(&updated), None, None)?;
+            let id = updated.id;
             st.accounts[idx] = updated;
+            st.dirty.insert(id);
+            match self.write(&mut st, None, None, None) {
+                Ok(()) => {}
+                Err(e) if e.is_io() => {
+                    tracing::debug!(account_id = id, error = %e, "account state kept in memory");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(st.accounts[idx].view_stored())
+    }
+
+    /// Re-encrypts every secret with `new` in one transaction and makes it the store's key. The pool
+    /// must have been loaded with the old key (or with none, when the secrets are plain).
+    pub(crate) fn reseal(&self, new: &SecretKey) -> Result<usize, StoreError> {
+        let mut st = lock(&self.state);
+        let accounts = &st.accounts;
+        self.store.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(tables::ACCOUNTS)?;
+                for account in accounts {
+                    table.insert(
+                        account.id,
+                        account_rows::encode(account, Some(new))?.as_str(),
+                    )?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })?;
+        st.dirty.clear();
+        self.store.set_secret_key(new.clone());
+        Ok(st.accounts.len())
+    }
+
+    /// Accounts whose latest change is not written yet.
+    pub fn unsaved(&self) -> usize {
+        lock(&self.state).dirty.len()
     }
 
     /// One write transaction: upsert `upsert`, delete `delete`, set the next id, and write every account
@@ -409,34 +472,40 @@ impl AccountPool {
         delete: Option<u64>,
         next_id: Option<u64>,
     ) -> Result<(), StoreError> {
-        let txn = self.store.db().begin_write()?;
-        {
-            let mut table = txn.open_table(tables::ACCOUNTS)?;
-            let skip = |id: u64| upsert.map(|a| a.id) == Some(id) || delete == Some(id);
-            for account in st.accounts.iter().filter(|a| st.dirty.contains(&a.id)) {
-                if !skip(account.id) {
-                    table.insert(account.id, encode(account)?.as_str())?;
+        let key = self.store.secret_key();
+        let key = key.as_ref();
+        let state: &PoolState = st;
+        self.store.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(tables::ACCOUNTS)?;
+                let skip = |id: u64| upsert.map(|a| a.id) == Some(id) || delete == Some(id);
+                for account in state
+                    .accounts
+                    .iter()
+                    .filter(|a| state.dirty.contains(&a.id))
+                {
+                    if !skip(account.id) {
+                        table.insert(account.id, account_rows::encode(account, key)?.as_str())?;
+                    }
+                }
+                if let Some(account) = upsert {
+                    table.insert(account.id, account_rows::encode(account, key)?.as_str())?;
+                }
+                if let Some(id) = delete {
+                    table.remove(id)?;
+                }
+                if let Some(next) = next_id {
+                    let mut meta = txn.open_table(tables::META)?;
+                    meta.insert(tables::META_NEXT_ACCOUNT_ID, next)?;
                 }
             }
-            if let Some(account) = upsert {
-                table.insert(account.id, encode(account)?.as_str())?;
-            }
-            if let Some(id) = delete {
-                table.remove(id)?;
-            }
-            if let Some(next) = next_id {
-                let mut meta = txn.open_table(tables::META)?;
-                meta.insert(tables::META_NEXT_ACCOUNT_ID, next)?;
-            }
-        }
-        txn.commit()?;
+            txn.commit()?;
+            Ok(())
+        })?;
         st.dirty.clear();
         Ok(())
     }
-}
-
-fn encode(account: &Account) -> Result<String, StoreError> {
-    serde_json::to_string(account).map_err(StoreError::Encode)
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
-//! The [`Store`] handle: opens the redb file (or an in-memory database for tests), creates the tables, and
-//! hands out the cache, account pool and key store views that share it.
+//! The [`Store`] handle: opens the redb file (refusing a damaged one, see `open.rs`) or an in-memory
+//! database for tests, creates the tables, and hands out the cache, account pool and key store views that
+//! share it. After an I/O failure (a full disk, a failed fsync) redb refuses all further work on that
+//! handle (`PreviousIo`); [`Store::run`] then reopens the file and retries once, so the store recovers
+//! without a restart.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use redb::{Builder, Database, ReadableTable};
@@ -10,12 +14,25 @@ use redb::{Builder, Database, ReadableTable};
 use crate::cache::{Cache, CacheKey, CacheLimits};
 use crate::error::StoreError;
 use crate::keys::{KeyEntry, KeyStore};
+use crate::open;
 use crate::pool::{AccountPool, PoolState};
+use crate::seal::SecretKey;
 use crate::tables;
 
 /// Memory redb may use for its page cache. redb's default is 1 GiB, far more than a gateway wants to spend
 /// next to the OS page cache for a file that mostly holds images.
 const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often a reopen retries while transactions on the failed handle are still finishing.
+const REOPEN_ATTEMPTS: u32 = 200;
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// The key account secrets are encrypted with. Without one they are stored as plain text.
+    pub secret_key: Option<SecretKey>,
+}
 
 /// Handle to the database. Cheap to clone; every clone (and every [`Cache`], [`AccountPool`] and
 /// [`KeyStore`] made from it) shares one `Arc`. The file is closed (and its lock released) when the last of
@@ -26,13 +43,44 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
-    pub(crate) db: Database,
+    /// The open database and its generation (bumped by every reopen); `None` while a reopen failed.
+    db: RwLock<Option<(Arc<Database>, u64)>>,
+    /// Where the database lives, to reopen it.
+    source: Source,
+    /// Serialises reopens.
+    reopen: Mutex<()>,
+    /// Set while writes fail, so the failure is logged once and the recovery once.
+    failing: AtomicBool,
+    /// Whether redb's integrity check repaired the file at open.
+    pub(crate) repaired_at_open: bool,
+    /// The key account secrets are sealed with.
+    pub(crate) secret_key: RwLock<Option<SecretKey>>,
     /// Cache access times recorded by hits and not yet written (see `cache.rs`).
     pub(crate) pending_access: Mutex<PendingAccess>,
     /// Client keys loaded into memory for `verify`, dropped on every change made through this store.
     pub(crate) keys_cache: RwLock<Option<Arc<Vec<KeyEntry>>>>,
     /// The account pool, loaded once so every `Store::accounts()` call shares the same in-memory state.
     pub(crate) pool: Mutex<Option<Arc<Mutex<PoolState>>>>,
+}
+
+/// Where a database lives.
+enum Source {
+    File(PathBuf),
+    Memory,
+    /// A file behind a backend that fails writes past a size, for tests of a full disk.
+    #[cfg(test)]
+    Faulty(PathBuf, Arc<crate::faults::Disk>),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Memory => "the in-memory database".into(),
+            #[cfg(test)]
+            Source::Faulty(p, _) => p.display().to_string(),
+        }
+    }
 }
 
 /// Last-access times of cache hits not yet written to the LRU index.
@@ -49,55 +97,69 @@ impl std::fmt::Debug for Store {
     }
 }
 
+pub(crate) fn builder() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_cache_size(PAGE_CACHE_BYTES);
+    builder.create_with_file_format_v3(true);
+    builder
+}
+
 impl Store {
-    /// Opens the database file at `path`, creating the file if it does not exist (its parent directory must
-    /// exist), and creates any missing tables. Fails with [`StoreError::Database`] if another process has it
-    /// open, and with [`StoreError::Corrupt`] if it was written by a newer schema.
+    /// [`Store::open_with`] without a secret key.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut builder = Builder::new();
-        builder.set_cache_size(PAGE_CACHE_BYTES);
-        builder.create_with_file_format_v3(true);
-        Self::init(builder.create(path)?)
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the database file at `path`, creating it (mode 0600) if it does not exist (its parent
+    /// directory must exist), and creates any missing tables. An existing file is checked first: empty,
+    /// not redb, or failing redb's integrity check (including redb panicking on it) is
+    /// [`StoreError::Damaged`]; another process holding it is [`StoreError::Locked`]; a newer schema is
+    /// [`StoreError::Corrupt`].
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let found = open::prepare(path)?;
+        let (db, repaired) = open::open_checked(path, &builder(), found)?;
+        if repaired {
+            tracing::warn!(
+                file = %path.display(),
+                "Store file failed redb's integrity check and was repaired (rolled back to its last intact commit)"
+            );
+        }
+        Self::init(db, Source::File(path.to_path_buf()), repaired, options)
     }
 
     /// An empty database held in memory (redb's `InMemoryBackend`), for tests.
     pub fn in_memory() -> Result<Store, StoreError> {
-        let mut builder = Builder::new();
-        builder.set_cache_size(PAGE_CACHE_BYTES);
-        builder.create_with_file_format_v3(true);
-        Self::init(builder.create_with_backend(redb::backends::InMemoryBackend::new())?)
+        let db = builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db, Source::Memory, false, StoreOptions::default())
     }
 
-    fn init(db: Database) -> Result<Store, StoreError> {
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(tables::META)?;
-            let stored = meta.get(tables::META_SCHEMA_VERSION)?.map(|v| v.value());
-            match stored {
-                Some(v) if v > tables::SCHEMA_VERSION => {
-                    return Err(StoreError::Corrupt(format!(
-                        "the database has schema version {v}; this build understands up to {}",
-                        tables::SCHEMA_VERSION
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert(tables::META_SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
-                }
-            }
-            txn.open_table(tables::CACHE_PAYLOADS)?;
-            txn.open_table(tables::CACHE_ENTRIES)?;
-            txn.open_table(tables::CACHE_BY_ACCESS)?;
-            txn.open_table(tables::CACHE_BY_CREATED)?;
-            txn.open_table(tables::ACCOUNTS)?;
-            txn.open_table(tables::CLIENT_KEYS)?;
-            txn.open_table(tables::CLIENT_KEY_LIMITS)?;
-            txn.open_table(tables::CLIENT_KEY_USAGE)?;
-        }
-        txn.commit()?;
+    /// A file-backed store whose writes fail once the file would grow past `disk`'s limit.
+    #[cfg(test)]
+    pub(crate) fn faulty(path: &Path, disk: Arc<crate::faults::Disk>) -> Result<Store, StoreError> {
+        let db = crate::faults::open(path, &builder(), &disk)?;
+        Self::init(
+            db,
+            Source::Faulty(path.to_path_buf(), disk),
+            false,
+            StoreOptions::default(),
+        )
+    }
+
+    fn init(
+        db: Database,
+        source: Source,
+        repaired: bool,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        create_tables(&db)?;
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some((Arc::new(db), 0))),
+                source,
+                reopen: Mutex::new(()),
+                failing: AtomicBool::new(false),
+                repaired_at_open: repaired,
+                secret_key: RwLock::new(options.secret_key),
                 pending_access: Mutex::new(PendingAccess::default()),
                 keys_cache: RwLock::new(None),
                 pool: Mutex::new(None),
@@ -111,14 +173,17 @@ impl Store {
         Cache::new(self.clone(), limits)
     }
 
-    /// The upstream account pool. The first call loads every account into memory; later calls return a
-    /// handle to the same in-memory pool, so all callers see one round-robin cursor and one set of states.
+    /// The upstream account pool. The first call loads every account into memory (opening sealed secrets
+    /// with the secret key, and sealing plain ones when a key is set); later calls return a handle to the
+    /// same in-memory pool, so all callers see one round-robin cursor and one set of states.
     pub fn accounts(&self) -> Result<AccountPool, StoreError> {
         let mut slot = lock(&self.inner.pool);
         if let Some(state) = slot.as_ref() {
             return Ok(AccountPool::new(self.clone(), Arc::clone(state)));
         }
-        let state = Arc::new(Mutex::new(PoolState::load(&self.inner.db)?));
+        let key = self.secret_key();
+        let state = self.run(|db| PoolState::load(db, key.as_ref()))?;
+        let state = Arc::new(Mutex::new(state));
         *slot = Some(Arc::clone(&state));
         Ok(AccountPool::new(self.clone(), state))
     }
@@ -128,9 +193,251 @@ impl Store {
         KeyStore::new(self.clone())
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.inner.db
+    /// Whether redb's integrity check found and repaired damage when this store was opened.
+    pub fn repaired_at_open(&self) -> bool {
+        self.inner.repaired_at_open
     }
+
+    /// Whether account secrets are encrypted at rest (a secret key is set).
+    pub fn encrypts_secrets(&self) -> bool {
+        self.secret_key().is_some()
+    }
+
+    pub(crate) fn secret_key(&self) -> Option<SecretKey> {
+        self.inner
+            .secret_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_secret_key(&self, key: SecretKey) {
+        *self
+            .inner
+            .secret_key
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(key);
+    }
+
+    /// The open database. Fails only while a reopen after an I/O failure has not succeeded (the call
+    /// tries again).
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.current().map(|(db, _)| db)
+    }
+
+    fn current(&self) -> Result<(Arc<Database>, u64), StoreError> {
+        if let Some((db, generation)) = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok((Arc::clone(db), *generation));
+        }
+        self.reopen(None)?;
+        self.current_if_open()
+    }
+
+    fn current_if_open(&self) -> Result<(Arc<Database>, u64), StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(db, g)| (Arc::clone(db), *g))
+            .ok_or_else(|| StoreError::Unavailable(format!("{} is not open", self.describe())))
+    }
+
+    fn describe(&self) -> String {
+        self.inner.source.describe()
+    }
+
+    /// Runs `op` on the database. On an I/O failure the database is reopened (redb refuses every later
+    /// call on a handle that saw one), `between` runs on the fresh handle (e.g. evicting to make room),
+    /// and `op` is tried once more. The first failure and the recovery are logged once each.
+    pub(crate) fn run_with<R>(
+        &self,
+        op: impl FnMut(&Database) -> Result<R, StoreError>,
+        between: impl FnOnce(&Database),
+    ) -> Result<R, StoreError> {
+        self.attempt(op, between, true)
+    }
+
+    /// [`Store::run`] for reads: a success does not count as "writes succeed again".
+    pub(crate) fn read<R>(
+        &self,
+        op: impl FnMut(&Database) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.attempt(op, |_| {}, false)
+    }
+
+    fn attempt<R>(
+        &self,
+        mut op: impl FnMut(&Database) -> Result<R, StoreError>,
+        between: impl FnOnce(&Database),
+        write: bool,
+    ) -> Result<R, StoreError> {
+        let (db, generation) = self.current()?;
+        let first = op(&db);
+        drop(db);
+        let e = match first {
+            Ok(r) => {
+                if write {
+                    self.note_success();
+                }
+                return Ok(r);
+            }
+            Err(e) if e.is_io() => e,
+            Err(e) => return Err(e),
+        };
+        self.note_failure(&e);
+        self.reopen(Some(generation))?;
+        let (db, _) = self.current_if_open()?;
+        between(&db);
+        let second = op(&db);
+        match &second {
+            Ok(_) if write => self.note_success(),
+            Ok(_) => {}
+            Err(e) if e.is_io() => tracing::debug!(error = %e, "storage: retry failed"),
+            Err(_) => {}
+        }
+        second
+    }
+
+    /// [`Store::run_with`] with nothing to do between the attempts.
+    pub(crate) fn run<R>(
+        &self,
+        op: impl FnMut(&Database) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.run_with(op, |_| {})
+    }
+
+    /// Reads one row, reopening the database if it fails with an I/O error; a cheap health probe for a
+    /// periodic task (after an I/O failure seen by a caller that does not reopen itself).
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.read(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(tables::META)?;
+            meta.get(tables::META_SCHEMA_VERSION)?;
+            Ok(())
+        })
+    }
+
+    fn note_failure(&self, e: &StoreError) {
+        if !self.inner.failing.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                file = %self.describe(),
+                error = %e,
+                "Storage write failed (disk full?): reopening the store and retrying; cache entries are evicted to make room, account state is kept in memory and saved once writes succeed"
+            );
+        } else {
+            tracing::debug!(error = %e, "storage: another write failed");
+        }
+    }
+
+    fn note_success(&self) {
+        if self.inner.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(file = %self.describe(), "Storage writes succeed again");
+        }
+    }
+
+    /// Drops the failed handle and opens the file again, unless another caller already did since
+    /// `failed_generation`. Waits (briefly) for transactions still holding the old handle.
+    fn reopen(&self, failed_generation: Option<u64>) -> Result<(), StoreError> {
+        let _one = lock(&self.inner.reopen);
+        let generation = {
+            let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+            match (slot.as_ref(), failed_generation) {
+                (Some((_, g)), Some(failed)) if *g != failed => return Ok(()),
+                (Some(_), None) => return Ok(()),
+                _ => {}
+            }
+            let generation = slot.as_ref().map(|(_, g)| g + 1).unwrap_or(1);
+            if matches!(self.inner.source, Source::Memory) {
+                return Err(StoreError::Unavailable(
+                    "the in-memory database cannot be reopened".into(),
+                ));
+            }
+            *slot = None;
+            generation
+        };
+        let mut last = None;
+        for _ in 0..REOPEN_ATTEMPTS {
+            let opened = match &self.inner.source {
+                // The file must still be there (never a new empty store in its place); redb repairs it
+                // itself if the failed handle left it unclean, so the full integrity check is skipped.
+                Source::File(path) => std::fs::metadata(path)
+                    .map_err(|e| StoreError::file(format!("reading {}", path.display()), e))
+                    .and_then(|m| open::check_header(path, m.len()))
+                    .and_then(|()| open::open_checked(path, &builder(), open::Found::Created))
+                    .map(|(db, _)| db),
+                Source::Memory => unreachable_memory(),
+                #[cfg(test)]
+                Source::Faulty(path, disk) => crate::faults::open(path, &builder(), disk),
+            };
+            match opened {
+                Ok(db) => {
+                    *self.inner.db.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some((Arc::new(db), generation));
+                    tracing::debug!(file = %self.describe(), "store reopened after an I/O failure");
+                    return Ok(());
+                }
+                // Transactions on the old handle still hold the file's lock; they finish quickly.
+                Err(StoreError::Locked) => {
+                    last = Some(StoreError::Locked);
+                    std::thread::sleep(REOPEN_PAUSE);
+                }
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        let why = last.map(|e| e.to_string()).unwrap_or_default();
+        tracing::error!(file = %self.describe(), error = %why, "Store could not be reopened; the next call tries again");
+        Err(StoreError::Unavailable(format!(
+            "{} could not be reopened: {why}",
+            self.describe()
+        )))
+    }
+}
+
+fn unreachable_memory() -> Result<Database, StoreError> {
+    Err(StoreError::Unavailable(
+        "the in-memory database cannot be reopened".into(),
+    ))
+}
+
+/// Creates any missing table and records (or checks) the schema version.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(tables::META)?;
+        let stored = meta.get(tables::META_SCHEMA_VERSION)?.map(|v| v.value());
+        match stored {
+            Some(v) if v > tables::SCHEMA_VERSION => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database has schema version {v}; this build understands up to {}",
+                    tables::SCHEMA_VERSION
+                )));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(tables::META_SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
+            }
+        }
+        txn.open_table(tables::CACHE_PAYLOADS)?;
+        txn.open_table(tables::CACHE_ENTRIES)?;
+        txn.open_table(tables::CACHE_BY_ACCESS)?;
+        txn.open_table(tables::CACHE_BY_CREATED)?;
+        txn.open_table(tables::ACCOUNTS)?;
+        txn.open_table(tables::CLIENT_KEYS)?;
+        txn.open_table(tables::CLIENT_KEY_LIMITS)?;
+        txn.open_table(tables::CLIENT_KEY_USAGE)?;
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 /// Locks a mutex, recovering from poisoning: every critical section in this crate leaves its state
@@ -176,7 +483,7 @@ mod tests {
             cache.flush().unwrap();
             store.keys().add("ops", "sk-ops").unwrap();
             // A second open while this one lives is refused (redb locks the file).
-            assert!(matches!(Store::open(&path), Err(StoreError::Database(_))));
+            assert!(matches!(Store::open(&path), Err(StoreError::Locked)));
         }
         let store = Store::open(&path).unwrap();
         let cache = store.cache(limits);
@@ -248,7 +555,7 @@ mod tests {
         let path = dir.path().join("aperture.redb");
         {
             let store = Store::open(&path).unwrap();
-            let txn = store.db().begin_write().unwrap();
+            let txn = store.db().unwrap().begin_write().unwrap();
             {
                 let mut meta = txn.open_table(tables::META).unwrap();
                 meta.insert(tables::META_SCHEMA_VERSION, tables::SCHEMA_VERSION + 1)
@@ -262,7 +569,7 @@ mod tests {
     #[test]
     fn corrupt_account_row_is_an_error_not_a_panic() {
         let store = Store::in_memory().unwrap();
-        let txn = store.db().begin_write().unwrap();
+        let txn = store.db().unwrap().begin_write().unwrap();
         {
             let mut t = txn.open_table(tables::ACCOUNTS).unwrap();
             t.insert(1, "{not json").unwrap();

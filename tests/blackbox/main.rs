@@ -14,4 +14,5 @@ mod limits;
 mod logs;
 mod safety;
 mod shapes;
+mod store;
 mod upstream_faults;

@@ -42,6 +42,8 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// The admin key guarding `/admin/*`; without one the admin API is off.
     pub admin_key: Option<String>,
+    /// The key account secrets are encrypted with at rest; without one they are stored plain.
+    pub secret_key: Option<aperture_store::SecretKey>,
     /// Where the admin API listens when not on `listen` (then `/admin/*` is 404 there).
     pub admin_listen: Option<SocketAddr>,
     /// The limits of a client key that has none of its own.
@@ -380,6 +382,7 @@ impl Config {
                 n => n as usize,
             },
         };
+        let secret_key = secret_key(raw.store, &mut errors);
 
         if errors.is_empty() {
             Ok(Config {
@@ -399,9 +402,40 @@ impl Config {
                 admin_listen,
                 limits,
                 auth_throttle,
+                secret_key,
             })
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// The secret key from `APERTURE_SECRET_KEY` or `store.secret_key_file` (not both).
+fn secret_key(raw: raw::RawStore, errors: &mut Vec<String>) -> Option<aperture_store::SecretKey> {
+    let text = match (raw.secret_key, raw.secret_key_file) {
+        (Some(_), Some(_)) => {
+            errors.push("set APERTURE_SECRET_KEY or store.secret_key_file (APERTURE_SECRET_KEY_FILE, --secret-key-file), not both".into());
+            return None;
+        }
+        (Some(key), None) => ("APERTURE_SECRET_KEY".to_string(), key),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (format!("store.secret_key_file {}", path.display()), text),
+            Err(e) => {
+                errors.push(format!(
+                    "store.secret_key_file {} cannot be read: {e}",
+                    path.display()
+                ));
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let (source, text) = text;
+    match aperture_store::SecretKey::parse(&text) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            errors.push(format!("{source}: {e}"));
+            None
         }
     }
 }
@@ -509,6 +543,41 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("same address")));
         assert!(errs.iter().any(|e| e.contains("allowed_thresholds")));
         assert!(errs.iter().any(|e| e.contains("must differ")));
+    }
+
+    #[test]
+    fn secret_key_from_env_or_file_checked() {
+        const HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let mut raw = RawConfig::default();
+        raw.apply_env(env(&[("APERTURE_SECRET_KEY", HEX)]), &mut vec![]);
+        let c = Config::validate(raw, vec![]).unwrap();
+        assert!(c.secret_key.is_some());
+        assert!(
+            !format!("{c:?}").contains("00112233"),
+            "the key never shows in Debug"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret.key");
+        std::fs::write(&file, format!("{HEX}\n")).unwrap();
+        let toml = format!(
+            "[store]\nsecret_key_file = {:?}\n",
+            file.display().to_string()
+        );
+        let c = Config::validate(RawConfig::from_toml(&toml).unwrap(), vec![]).unwrap();
+        assert!(c.secret_key.is_some());
+
+        let mut raw = RawConfig::default();
+        raw.apply_env(env(&[("APERTURE_SECRET_KEY", "too-short")]), &mut vec![]);
+        let errs = Config::validate(raw, vec![]).unwrap_err();
+        assert!(
+            errs[0].contains("APERTURE_SECRET_KEY") && errs[0].contains("openssl rand -hex 32"),
+            "{errs:?}"
+        );
+        assert!(
+            !errs[0].contains("too-short"),
+            "the key is not echoed: {errs:?}"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct RawConfig {
     /// `[limits]`.
     #[serde(default)]
     pub limits: RawLimits,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: RawStore,
 }
 
 /// `[limits]`: the defaults of every client key (a key's own limits, set with `aperture keys`, win).
@@ -47,6 +50,17 @@ pub struct RawLimits {
     pub images_per_day: Option<u32>,
     pub max_concurrent: Option<u32>,
     pub allowed_thresholds: Option<Vec<String>>,
+}
+
+/// `[store]`: the secret key account secrets are encrypted with (prefer a key file or the environment).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// A file holding the key (64 hex digits or base64 of 32 bytes).
+    pub secret_key_file: Option<PathBuf>,
+    /// The key itself; only from `APERTURE_SECRET_KEY`, never from the file.
+    #[serde(skip)]
+    pub secret_key: Option<String>,
 }
 
 /// `[upstream]`: where Gemini is and how long to wait for it.
@@ -190,6 +204,12 @@ impl RawConfig {
         );
         if let Some(v) = lookup("APERTURE_LIMIT_ALLOWED_THRESHOLDS") {
             self.limits.allowed_thresholds = Some(list(v));
+        }
+        if let Some(v) = lookup("APERTURE_SECRET_KEY") {
+            self.store.secret_key = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_SECRET_KEY_FILE") {
+            self.store.secret_key_file = Some(v.into());
         }
     }
 }
