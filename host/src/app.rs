@@ -154,6 +154,10 @@ impl Inflight {
 
 /// Everything a request handler needs.
 pub struct App {
+    /// Component calls admitted at once: a request waits here, on the async
+    /// runtime, before it takes a blocking thread, so a burst over the instance
+    /// pool never parks blocking threads that redb also needs.
+    pub policy_slots: tokio::sync::Semaphore,
     /// The validated configuration.
     pub config: Config,
     /// The policy components.
@@ -237,6 +241,9 @@ impl App {
             deny_list: config.safety.deny_list.clone(),
         };
         Ok(App {
+            policy_slots: tokio::sync::Semaphore::new(
+                config.components.limits.max_instances.max(1) as usize,
+            ),
             gemini: Gemini::new(&config.upstream),
             upstream_calls: crate::upstream::CallLimit::new(
                 config.upstream.max_concurrent_calls,
@@ -262,6 +269,22 @@ impl App {
     pub fn is_admin(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         self.admin_key.is_some_and(|k| bool::from(k.ct_eq(&digest)))
+    }
+}
+
+impl App {
+    /// Run `f`, which calls policy components, on a blocking thread once a
+    /// component slot is free (waiting for it on the async runtime).
+    pub async fn policy_blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, GatewayError> {
+        let _slot = self
+            .policy_slots
+            .acquire()
+            .await
+            .map_err(|e| GatewayError::Internal(format!("component slots closed: {e}")))?;
+        blocking(f).await
     }
 }
 

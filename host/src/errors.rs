@@ -39,6 +39,22 @@ pub enum GatewayError {
         /// The limit in seconds.
         secs: u64,
     },
+    /// The request target is longer than the gateway accepts.
+    #[error(
+        "the request URL is longer than {limit} bytes; send parameters in the JSON body instead"
+    )]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request headers are larger than the gateway accepts.
+    #[error(
+        "the request headers are larger than {limit} bytes in total; send fewer or shorter headers"
+    )]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// Unknown path.
     #[error("no such endpoint {0}; see GET /v1/models and POST /v1/images/generations")]
     NotFound(String),
@@ -182,6 +198,8 @@ impl GatewayError {
             Limit(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             InvalidRequest { .. } | SafetyBlocked { .. } => StatusCode::BAD_REQUEST,
@@ -211,6 +229,8 @@ impl GatewayError {
             | Limit(_)
             | BodyTooLarge { .. }
             | BodyTimeout { .. }
+            | UriTooLong { .. }
+            | HeadersTooLarge { .. }
             | NotFound(_)
             | MethodNotAllowed { .. }
             | InvalidRequest { .. }
@@ -237,6 +257,8 @@ impl GatewayError {
             Limit(e) => e.code(),
             BodyTooLarge { .. } => "IMG_PAYLOAD_TOO_LARGE",
             BodyTimeout { .. } => "IMG_REQUEST_TIMEOUT",
+            UriTooLong { .. } => "IMG_URI_TOO_LONG",
+            HeadersTooLarge { .. } => "IMG_HEADERS_TOO_LARGE",
             NotFound(_) => "IMG_NOT_FOUND",
             MethodNotAllowed { .. } => "IMG_METHOD_NOT_ALLOWED",
             InvalidRequest { code, .. } | Upstream { code, .. } | NoImage { code, .. } => code,

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -19,9 +18,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Where the request log goes, relative to the data dir.
 pub const LOG_FILE: &str = "logs/aperture.log";
 
+/// Keeps the log file's writer thread alive; dropping it flushes what is queued.
+/// Hold it until the process is done logging.
+#[must_use = "dropping the guard stops the log file writer"]
+pub struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blocking::WorkerGuard>);
+
 /// Install the global subscriber: stderr, plus the log file when `data_dir` is given.
 /// `APERTURE_LOG` (an `EnvFilter`) sets the level; `info` by default.
-pub fn init(data_dir: Option<&Path>) -> std::io::Result<()> {
+pub fn init(data_dir: Option<&Path>) -> std::io::Result<LogGuard> {
+    let mut guards = Vec::new();
     let filter =
         || EnvFilter::try_from_env("APERTURE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = tracing_subscriber::fmt::layer()
@@ -35,10 +40,18 @@ pub fn init(data_dir: Option<&Path>) -> std::io::Result<()> {
                 std::fs::create_dir_all(parent)?;
             }
             let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            // Lines go to a channel and a writer thread appends them: a request never
+            // waits on the disk. Not lossy: when the channel is full, logging waits
+            // rather than dropping request lines.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .thread_name("aperture-log-writer")
+                .finish(file);
+            guards.push(guard);
             Some(
                 tracing_subscriber::fmt::layer()
                     .event_format(Logfmt)
-                    .with_writer(Mutex::new(file))
+                    .with_writer(writer)
                     .with_filter(filter()),
             )
         }
@@ -49,7 +62,7 @@ pub fn init(data_dir: Option<&Path>) -> std::io::Result<()> {
         .with(stderr)
         .with(file)
         .try_init();
-    Ok(())
+    Ok(LogGuard(guards))
 }
 
 /// The logfmt event formatter.

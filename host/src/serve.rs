@@ -95,7 +95,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             );
         }
     };
-    crate::logging::init(Some(&config.data_dir)).context("opening the log file")?;
+    let _log = crate::logging::init(Some(&config.data_dir)).context("opening the log file")?;
 
     let app = tokio::task::spawn_blocking(move || App::build(config))
         .await

@@ -108,6 +108,9 @@ async fn handle(
     role: Role,
 ) -> Response<Full<Bytes>> {
     let id = request_id(&req);
+    if let Err(e) = check_head(&req) {
+        return e.render(&id);
+    }
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let not_allowed = |allowed| GatewayError::MethodNotAllowed {
@@ -202,6 +205,34 @@ impl Drop for ClientWaiting {
             self.0.store(true, Ordering::SeqCst);
         }
     }
+}
+
+/// The longest request target (path and query) accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) accepted.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Limits on the request head that hyper leaves to us, so they are refused with
+/// the JSON error body and `x-request-id` (hyper's own, larger, limits answer
+/// with an empty body: see docs/api.md).
+fn check_head(req: &Request<Incoming>) -> Result<(), GatewayError> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Err(GatewayError::UriTooLong {
+            limit: MAX_URI_BYTES,
+        });
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return Err(GatewayError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// `GET /healthz`: liveness plus what an operator checks first.

@@ -236,8 +236,21 @@ impl Gateway {
     }
 
     /// The request log file's text.
+    /// The gateway appends it from a writer thread, so this waits (up to 2 s) until
+    /// the file stops growing for a moment before reading it.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("logs/aperture.log")).unwrap_or_default()
+        let path = self.data_dir.join("logs/aperture.log");
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut last = size();
+        for _ in 0..40 {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            let now = size();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        std::fs::read_to_string(&path).unwrap_or_default()
     }
 
     /// The request lines of the log (`image request completed|failed`).

@@ -12,6 +12,7 @@ mod errors;
 mod generation;
 mod limits;
 mod logs;
+mod protocol;
 mod safety;
 mod shapes;
 mod store;

@@ -10,7 +10,7 @@ use aperture_store::Checkout;
 use tokio::task::JoinSet;
 
 use super::interpret::{self, CallResult};
-use crate::app::{blocking, now_ms, App};
+use crate::app::{now_ms, App};
 use crate::errors::GatewayError;
 use crate::generated::Generated;
 use crate::policy::{AccountAction, ImageRequest, OutputFormat, SafetySetting};
@@ -83,7 +83,8 @@ pub async fn run(
 ) -> Result<Generated, GatewayError> {
     check_request(request)?;
     let (app2, req) = (app.clone(), request.clone());
-    let body: Arc<str> = blocking(move || app2.policies.build_upstream_body(&req, &settings))
+    let body: Arc<str> = app
+        .policy_blocking(move || app2.policies.build_upstream_body(&req, &settings))
         .await??
         .into();
     let call = Arc::new(ImageCall {
@@ -212,7 +213,8 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
                 let (app2, bytes, format) = (app.clone(), reply.body.clone(), call.output_format);
-                let result = blocking(move || interpret::success(&app2, &bytes, format))
+                let result = app
+                    .policy_blocking(move || interpret::success(&app2, &bytes, format))
                     .await
                     .and_then(|r| r);
                 match result {
@@ -249,33 +251,34 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         let transport_detail = answer.as_ref().err().map(|e| e.to_string());
         app.accounts.record_failure(lease.id);
         let (app2, call2) = (app.clone(), call.clone());
-        let classified = blocking(move || {
-            let mut c = app2.policies.classify(&failure)?;
-            // Upstream text may echo a key or the prompt: redact before it goes anywhere.
-            c.message = call2.redactor.redact(&c.message);
-            match &c.account_action {
-                AccountAction::Disable(reason) => {
-                    let reason = call2.redactor.redact(reason);
-                    c.account_action =
-                        interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+        let classified = app
+            .policy_blocking(move || {
+                let mut c = app2.policies.classify(&failure)?;
+                // Upstream text may echo a key or the prompt: redact before it goes anywhere.
+                c.message = call2.redactor.redact(&c.message);
+                match &c.account_action {
+                    AccountAction::Disable(reason) => {
+                        let reason = call2.redactor.redact(reason);
+                        c.account_action =
+                            interpret::guard_disable(&app2, &call2.disabled, reason, now_ms());
+                    }
+                    AccountAction::DisableForModel(reason) => {
+                        c.account_action =
+                            AccountAction::DisableForModel(call2.redactor.redact(reason));
+                    }
+                    _ => {}
                 }
-                AccountAction::DisableForModel(reason) => {
-                    c.account_action =
-                        AccountAction::DisableForModel(call2.redactor.redact(reason));
-                }
-                _ => {}
-            }
-            let action = interpret::apply_account_action(
-                &app2,
-                lease.id,
-                &call2.model,
-                &c.account_action,
-                now_ms(),
-            );
-            Ok::<_, GatewayError>((c, action))
-        })
-        .await
-        .and_then(|r| r);
+                let action = interpret::apply_account_action(
+                    &app2,
+                    lease.id,
+                    &call2.model,
+                    &c.account_action,
+                    now_ms(),
+                );
+                Ok::<_, GatewayError>((c, action))
+            })
+            .await
+            .and_then(|r| r);
         let (classification, action) = match classified {
             Ok(pair) => pair,
             Err(e) => {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::ctx::Ctx;
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::errors::GatewayError;
 use crate::policy::{hex, ImageRequest};
 
@@ -24,7 +24,9 @@ pub async fn run(
         code: "IMG_INVALID_REQUEST".into(),
     })?;
     let app2 = app.clone();
-    let (parsed, namespace) = blocking(move || app2.policies.parse_request(&text)).await??;
+    let (parsed, namespace) = app
+        .policy_blocking(move || app2.policies.parse_request(&text))
+        .await??;
     let request = parsed.map_err(|e| GatewayError::InvalidRequest {
         message: e.message,
         param: e.param,

@@ -9,7 +9,7 @@ use http::{HeaderValue, Response};
 use http_body_util::Full;
 
 use super::ctx::{CacheStatus, Ctx};
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::errors::GatewayError;
 use crate::generated::Generated;
 use crate::policy::{blobs, Generation, Image, ResponseFormat, Usage};
@@ -23,33 +23,34 @@ pub async fn run(
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     let created = crate::app::now_ms() / 1000;
     let app2 = app.clone();
-    let body = blocking(move || {
-        let generation = Generation {
-            images: generated
-                .images
-                .iter()
-                .enumerate()
-                .map(|(i, img)| Image {
-                    blob: i as u32,
-                    mime_type: img.mime_type.clone(),
-                })
-                .collect(),
-            revised_prompt: generated.revised_prompt.clone(),
-            usage: Usage {
-                prompt_tokens: generated.usage.prompt,
-                output_tokens: generated.usage.output,
-                thought_tokens: generated.usage.thought,
-                total_tokens: generated.usage.total,
-            },
-        };
-        let json = app2.policies.build_response(&generation, format, created)?;
-        let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
-        blobs::splice(&json, &data).map_err(|e| {
-            tracing::error!(error = %e, "the translator's response could not be completed");
-            GatewayError::Policy(format!("the translator's response: {e}"))
+    let body = app
+        .policy_blocking(move || {
+            let generation = Generation {
+                images: generated
+                    .images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, img)| Image {
+                        blob: i as u32,
+                        mime_type: img.mime_type.clone(),
+                    })
+                    .collect(),
+                revised_prompt: generated.revised_prompt.clone(),
+                usage: Usage {
+                    prompt_tokens: generated.usage.prompt,
+                    output_tokens: generated.usage.output,
+                    thought_tokens: generated.usage.thought,
+                    total_tokens: generated.usage.total,
+                },
+            };
+            let json = app2.policies.build_response(&generation, format, created)?;
+            let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
+            blobs::splice(&json, &data).map_err(|e| {
+                tracing::error!(error = %e, "the translator's response could not be completed");
+                GatewayError::Policy(format!("the translator's response: {e}"))
+            })
         })
-    })
-    .await??;
+        .await??;
     let mut response = Response::new(Full::new(Bytes::from(body)));
     let headers = response.headers_mut();
     headers.insert(

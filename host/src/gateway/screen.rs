@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::ctx::Ctx;
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::config::threshold_name;
 use crate::errors::GatewayError;
 use crate::policy::{ImageRequest, SafetySetting, SafetyThreshold, Screening};
@@ -25,8 +25,9 @@ pub async fn run(
     let threshold = effective_threshold(app, request);
     ctx.safety_threshold = Some(threshold_name(threshold));
     let (app2, req) = (app.clone(), request.clone());
-    let screening =
-        blocking(move || app2.policies.screen(&req, threshold, &app2.policy_config)).await??;
+    let screening = app
+        .policy_blocking(move || app2.policies.screen(&req, threshold, &app2.policy_config))
+        .await??;
     match screening {
         Screening::Allow(settings) => Ok(settings),
         Screening::Deny(denial) => Err(GatewayError::SafetyBlocked {
