@@ -147,3 +147,34 @@ async fn identical_concurrent_requests_share_one_upstream_call() {
     );
     assert!(images.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_n_request_keeps_its_images_for_the_retry() {
+    let s = Setup::simple().await;
+    let req = json!({"prompt": "three partial kites", "n": 3});
+    // One of the three calls fails for good; the other two images are paid for.
+    s.emu.fail_next_named(&["404-model"]).unwrap();
+    let failed = s.gw.generate(req.clone()).await;
+    failed.error(502, "IMG_UNSUPPORTED_MODEL");
+    assert_eq!(s.emu.calls(), 3);
+
+    // The retry generates only the missing image.
+    let retry = s.gw.generate(req.clone()).await;
+    let body = retry.ok();
+    assert_eq!(image_sizes(&body).len(), 3);
+    assert_eq!(
+        s.emu.calls(),
+        4,
+        "only the missing image is generated again"
+    );
+    assert!(
+        s.gw.log().contains("msg=\"Partial result reused\""),
+        "the reuse is logged"
+    );
+
+    // And the whole result is now cached as usual.
+    let hit = s.gw.generate(req).await;
+    assert_eq!(hit.cache(), "HIT");
+    assert_eq!(hit.ok()["data"], body["data"]);
+    assert_eq!(s.emu.calls(), 4);
+}

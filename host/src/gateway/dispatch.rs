@@ -10,6 +10,7 @@ use aperture_store::Checkout;
 use tokio::task::JoinSet;
 
 use super::interpret::{self, CallResult};
+use super::partial::Partial;
 use crate::app::{now_ms, App};
 use crate::errors::GatewayError;
 use crate::generated::Generated;
@@ -79,6 +80,7 @@ pub async fn run(
     app: &Arc<App>,
     request: &ImageRequest,
     settings: Vec<SafetySetting>,
+    partial: &mut Partial,
     report: &mut DispatchReport,
 ) -> Result<Generated, GatewayError> {
     check_request(request)?;
@@ -95,14 +97,26 @@ pub async fn run(
         disabled: AtomicU32::new(0),
     });
     let mut tasks = JoinSet::new();
+    let mut slots: Vec<Option<ImageAttempts>> = (0..request.n).map(|_| None).collect();
     for index in 0..request.n {
+        // An image an earlier, partly failed attempt already paid for is not generated again.
+        if let Some(call) = partial.take(index) {
+            slots[index as usize] = Some(ImageAttempts {
+                result: Ok(call),
+                accounts: Vec::new(),
+                calls: 0,
+            });
+            continue;
+        }
         let (app, call) = (app.clone(), call.clone());
         tasks.spawn(async move { (index, one_image(app, call).await) });
     }
-    let mut slots: Vec<Option<ImageAttempts>> = (0..request.n).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, attempts)) => {
+                if let Ok(call) = &attempts.result {
+                    partial.keep(app, index, call);
+                }
                 // A safety block fails the whole request: stop spending quota on the rest.
                 if matches!(attempts.result, Err(GatewayError::SafetyBlocked { .. })) {
                     tasks.abort_all();
@@ -148,7 +162,10 @@ pub async fn run(
         }
     }
     match first_error {
-        Some(e) => Err(e),
+        Some(e) => {
+            partial.settle().await;
+            Err(e)
+        }
         None => Ok(generated),
     }
 }

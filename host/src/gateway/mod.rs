@@ -11,6 +11,7 @@ pub mod limits;
 pub mod log;
 pub mod lookup;
 pub mod parse;
+pub mod partial;
 pub mod respond;
 pub mod screen;
 pub mod store;
@@ -78,8 +79,12 @@ pub async fn generate(
     let outcome = cell
         .get_or_init(|| async {
             led = true;
+            let mut partial = partial::Partial::load(app, key, request.n, fresh).await;
+            if partial.reused() > 0 {
+                tracing::info!(request_id = %ctx.request_id, key = %lookup::key_prefix(&key), images = partial.reused(), "Partial result reused");
+            }
             let deadline = app.config.upstream.request_deadline;
-            match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut report)).await {
+            match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut partial, &mut report)).await {
                 Ok(result) => result.map(Arc::new),
                 Err(_) => Err(GatewayError::Upstream {
                     error_type: crate::policy::ErrorType::NetworkError,
@@ -117,10 +122,15 @@ pub async fn generate(
         // The in-flight entry stays until it lands, so a repeat meanwhile is served
         // the same result rather than generating again. Shutdown waits for these writes.
         (Ok(generated), Ok(_), true) => {
-            let (app2, generated, request_id) =
-                (app.clone(), generated.clone(), ctx.request_id.clone());
+            let (app2, generated, request_id, n) = (
+                app.clone(),
+                generated.clone(),
+                ctx.request_id.clone(),
+                request.n,
+            );
             app.background.spawn(async move {
                 store::run(&app2, &request_id, key, &generated).await;
+                partial::Partial::forget(&app2, key, n).await;
                 app2.inflight.release(&key, &cell);
             });
         }
