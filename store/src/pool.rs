@@ -68,6 +68,9 @@ pub(crate) struct PoolState {
     /// Accounts whose counters changed since they were last written.
     dirty: BTreeSet<u64>,
     next_id: u64,
+    /// Writers of the accounts table take turns here, outside the state lock, so a
+    /// commit (an fsync) never holds up a checkout. Always taken before `state`.
+    writer: Arc<Mutex<()>>,
 }
 
 impl PoolState {
@@ -116,6 +119,7 @@ impl PoolState {
             cursor: 0,
             dirty: BTreeSet::new(),
             next_id: stored_next.max(after_max),
+            writer: Arc::default(),
         })
     }
 
@@ -172,6 +176,8 @@ impl AccountPool {
         if secret.is_empty() {
             return Err(StoreError::Invalid("the account secret is empty".into()));
         }
+        let writer = self.writer();
+        let _turn = lock(&writer);
         let mut st = lock(&self.state);
         if st.accounts.iter().any(|a| a.label == label) {
             return Err(StoreError::Duplicate(label.to_string()));
@@ -196,6 +202,8 @@ impl AccountPool {
 
     /// Removes an account by id or label; returns it as it was (state as stored).
     pub fn remove<'a>(&self, sel: impl Into<Selector<'a>>) -> Result<AccountView, StoreError> {
+        let writer = self.writer();
+        let _turn = lock(&writer);
         let mut st = lock(&self.state);
         let idx = st.find(sel.into())?;
         let id = st.accounts[idx].id;
@@ -400,11 +408,52 @@ impl AccountPool {
 
     /// Writes counters changed since the last write.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let mut st = lock(&self.state);
-        if st.dirty.is_empty() {
+        self.persist_dirty()
+    }
+
+    /// The writers' turn lock (see `PoolState::writer`).
+    fn writer(&self) -> Arc<Mutex<()>> {
+        lock(&self.state).writer.clone()
+    }
+
+    /// Writes the accounts changed in memory without holding the state lock across
+    /// the commit, so checkouts and listings on the async workers never wait for the
+    /// disk. An account changed again while its row was being written stays marked
+    /// for the next write.
+    fn persist_dirty(&self) -> Result<(), StoreError> {
+        let writer = self.writer();
+        let _turn = lock(&writer);
+        let rows: Vec<Account> = {
+            let st = lock(&self.state);
+            st.accounts
+                .iter()
+                .filter(|a| st.dirty.contains(&a.id))
+                .cloned()
+                .collect()
+        };
+        if rows.is_empty() {
             return Ok(());
         }
-        self.write(&mut st, None, None, None)
+        let key = self.store.secret_key();
+        let key = key.as_ref();
+        self.store.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(tables::ACCOUNTS)?;
+                for account in &rows {
+                    table.insert(account.id, account_rows::encode(account, key)?.as_str())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })?;
+        let mut st = lock(&self.state);
+        for written in &rows {
+            if st.accounts.iter().any(|a| a == written) {
+                st.dirty.remove(&written.id);
+            }
+        }
+        Ok(())
     }
 
     /// Applies `f` to the account in memory and writes it. A write that fails with an I/O error (after
@@ -415,28 +464,34 @@ impl AccountPool {
         sel: Selector<'_>,
         f: impl FnOnce(&mut Account),
     ) -> Result<AccountView, StoreError> {
-        let mut st = lock(&self.state);
-        let idx = st.find(sel)?;
-        let mut updated = st.accounts[idx].clone();
-        f(&mut updated);
-        if updated != st.accounts[idx] {
+        let (id, view) = {
+            let mut st = lock(&self.state);
+            let idx = st.find(sel)?;
+            let mut updated = st.accounts[idx].clone();
+            f(&mut updated);
+            if updated == st.accounts[idx] {
+                return Ok(st.accounts[idx].view_stored());
+            }
             let id = updated.id;
             st.accounts[idx] = updated;
             st.dirty.insert(id);
-            match self.write(&mut st, None, None, None) {
-                Ok(()) => {}
-                Err(e) if e.is_io() => {
-                    tracing::debug!(account_id = id, error = %e, "account state kept in memory");
-                }
-                Err(e) => return Err(e),
+            (id, st.accounts[idx].view_stored())
+        };
+        match self.persist_dirty() {
+            Ok(()) => {}
+            Err(e) if e.is_io() => {
+                tracing::debug!(account_id = id, error = %e, "account state kept in memory");
             }
+            Err(e) => return Err(e),
         }
-        Ok(st.accounts[idx].view_stored())
+        Ok(view)
     }
 
     /// Re-encrypts every secret with `new` in one transaction and makes it the store's key. The pool
     /// must have been loaded with the old key (or with none, when the secrets are plain).
     pub(crate) fn reseal(&self, new: &SecretKey) -> Result<usize, StoreError> {
+        let writer = self.writer();
+        let _turn = lock(&writer);
         let mut st = lock(&self.state);
         let accounts = &st.accounts;
         self.store.run(|db| {
@@ -513,6 +568,34 @@ mod tests {
     use super::*;
 
     const SECRET_A: &str = "AIzaSyA-secret-number-one-f3Q9";
+
+    /// The accounts as written in the store (not the shared in-memory state).
+    fn stored(store: &Store) -> Vec<Account> {
+        store.run(|db| PoolState::load(db, None)).unwrap().accounts
+    }
+
+    #[test]
+    fn concurrent_changes_and_checkouts_all_reach_the_disk() {
+        let (store, pool) = pool_with(3);
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let pool = &pool;
+                scope.spawn(move || {
+                    for i in 0..100u64 {
+                        let id = 1 + (i + t) % 3;
+                        pool.cool_down(id, 1_000 + i * 4 + t).unwrap();
+                        if let Checkout::Lease(lease) = pool.checkout(0, &[]) {
+                            pool.record_success(lease.id, i);
+                        }
+                    }
+                });
+            }
+        });
+        pool.flush().unwrap();
+        let memory: Vec<AccountView> = pool.list(0);
+        let disk: Vec<AccountView> = stored(&store).iter().map(|a| a.view(0)).collect();
+        assert_eq!(memory, disk);
+    }
 
     fn pool_with(n: usize) -> (Store, AccountPool) {
         let store = Store::in_memory().unwrap();
@@ -695,13 +778,9 @@ mod tests {
             .disabled_for_model("gemini-3-pro-image-preview")
             .is_empty());
         assert_eq!(pool.get(1, 0).unwrap().state, AccountState::Active);
-        let reopened = store.accounts().unwrap();
+        let on_disk = stored(&store);
         assert_eq!(
-            reopened
-                .get(1, 0)
-                .unwrap()
-                .disabled_models
-                .get("gemini-2.5-flash-image"),
+            on_disk[0].disabled_models.get("gemini-2.5-flash-image"),
             Some(&"limit: 0".to_string())
         );
         pool.enable(1).unwrap();
