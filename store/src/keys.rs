@@ -52,7 +52,6 @@ impl KeyStore {
     ) -> Result<(), StoreError> {
         let label = check(label, raw)?;
         let hash = hash_hex(raw);
-        let mut cache = self.write_cache();
         let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
@@ -72,7 +71,7 @@ impl KeyStore {
             crate::limits::write_limits(&txn, label, limits)?;
         }
         txn.commit()?;
-        *cache = None;
+        self.invalidate();
         Ok(())
     }
 
@@ -82,7 +81,6 @@ impl KeyStore {
     pub fn ensure(&self, label: &str, raw: &str) -> Result<bool, StoreError> {
         let label = check(label, raw)?;
         let hash = hash_hex(raw);
-        let mut cache = self.write_cache();
         let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
@@ -102,14 +100,13 @@ impl KeyStore {
             table.insert(hash.as_str(), label)?;
         }
         txn.commit()?;
-        *cache = None;
+        self.invalidate();
         Ok(true)
     }
 
     /// Removes the key stored under `label` (`NotFound` if none).
     pub fn remove(&self, label: &str) -> Result<(), StoreError> {
         let label = label.trim();
-        let mut cache = self.write_cache();
         let txn = self.store.db()?.begin_write()?;
         {
             let mut table = txn.open_table(tables::CLIENT_KEYS)?;
@@ -123,7 +120,7 @@ impl KeyStore {
             crate::limits::forget(&txn, label)?;
         }
         txn.commit()?;
-        *cache = None;
+        self.invalidate();
         Ok(())
     }
 
@@ -192,7 +189,13 @@ impl KeyStore {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Held across a change so no `verify` can cache the state from before it.
+    /// Drops the loaded keys after a committed change. Taken after the commit, never
+    /// across it, so `verify` on the async workers never waits for an fsync: a load
+    /// that raced the commit finished before this lock was granted, and is dropped.
+    fn invalidate(&self) {
+        *self.write_cache() = None;
+    }
+
     fn write_cache(&self) -> RwLockWriteGuard<'_, Option<Arc<Vec<KeyEntry>>>> {
         self.store
             .inner

@@ -70,7 +70,13 @@ pub async fn run(
         tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), pending_write = true, "Cache hit");
         return Some(pending);
     }
-    let read = blocking(move || cache.get(&key, now_ms())).await;
+    // Decoding copies and checks megabytes: do it on the blocking thread too.
+    let read = blocking(move || {
+        cache
+            .get(&key, now_ms())
+            .map(|found| found.map(|bytes| Generated::decode(&bytes)))
+    })
+    .await;
     let found = match read {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => {
@@ -82,7 +88,7 @@ pub async fn run(
             None
         }
     };
-    match found.map(|bytes| Generated::decode(&bytes)) {
+    match found {
         Some(Ok(generated)) => {
             ctx.cache = Some(CacheStatus::Hit);
             tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache hit");
