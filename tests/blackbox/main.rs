@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod cache;
 mod components;
+mod config_file;
 mod errors;
 mod generation;
 mod logs;
