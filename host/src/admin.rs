@@ -243,6 +243,25 @@ pub async fn handle(
             ok(json!({"removed": removed}))
         }
         (&Method::GET, ["components"]) => ok(json!({"components": app.policies.active()})),
-        _ => Err(GatewayError::NotFound(path)),
+        (_, segments) => match allowed_methods(segments) {
+            Some(allowed) => Err(GatewayError::MethodNotAllowed {
+                method: method.to_string(),
+                path,
+                allowed,
+            }),
+            None => Err(GatewayError::NotFound(path)),
+        },
+    }
+}
+
+/// The methods an admin path answers to (for 405 and `Allow`), or `None` for no such path.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["accounts"] | ["keys"] => Some("GET, POST"),
+        ["accounts", _, "disable" | "enable"] => Some("POST"),
+        ["accounts", _] | ["keys", _] => Some("DELETE"),
+        ["cache"] => Some("GET, DELETE"),
+        ["components"] => Some("GET"),
+        _ => None,
     }
 }

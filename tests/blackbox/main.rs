@@ -8,6 +8,7 @@ mod accounts;
 mod cache;
 mod components;
 mod config_file;
+mod contract;
 mod errors;
 mod generation;
 mod logs;
