@@ -10,6 +10,7 @@ mod components;
 mod config_file;
 mod contract;
 mod errors;
+mod fixed_upstream;
 mod generation;
 mod logs;
 mod safety;
