@@ -135,6 +135,7 @@ pub async fn handle(
         (&Method::GET, ["accounts"]) => ok(json!({"accounts": app.accounts.list(now_ms())})),
         (&Method::POST, ["accounts"]) => {
             let new: NewAccount = parse(&body)?;
+            sendable_secret(&new.secret)?;
             let view = blocking(move || {
                 app.accounts
                     .add(&new.label, new.email.as_deref(), &new.secret, now_ms())
@@ -252,6 +253,22 @@ pub async fn handle(
             None => Err(GatewayError::NotFound(path)),
         },
     }
+}
+
+/// An account secret goes upstream as the `x-goog-api-key` header: refuse one that
+/// cannot (a Gemini key is printable ASCII, `AIza…`). Surrounding whitespace is
+/// trimmed by the store.
+fn sendable_secret(secret: &str) -> Result<(), GatewayError> {
+    if secret.trim().bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    Err(GatewayError::Admin {
+        status: 400,
+        code: "IMG_INVALID_REQUEST",
+        message: "the account secret must be printable ASCII without spaces or control \
+                  characters (a Gemini API key looks like AIza…): it is sent as an HTTP header"
+            .into(),
+    })
 }
 
 /// The methods an admin path answers to (for 405 and `Allow`), or `None` for no such path.

@@ -1,6 +1,8 @@
 //! The HTTP contract of docs/openapi.yaml where schemathesis (tests/schemathesis)
 //! found the gateway off it: every wrong method is 405 with `Allow`, admin paths
-//! included.
+//! included; an account secret that cannot be sent upstream is refused.
+
+use serde_json::json;
 
 use crate::harness::*;
 
@@ -50,4 +52,39 @@ async fn a_wrong_method_is_405_with_allow_on_every_path() {
     )
     .await;
     r.error(401, "IMG_UNAUTHORIZED");
+}
+
+/// Found by schemathesis: `POST /admin/accounts` took a secret with non-ASCII and
+/// control characters; every call on that account then failed while building the
+/// `x-goog-api-key` header, reported as 502 IMG_NETWORK_ERROR ("the connection to
+/// the upstream broke") and never disabled. Such a secret is now a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_secret_that_cannot_be_a_header_is_refused() {
+    let s = Setup::simple().await;
+    let url = format!("{}/admin/accounts", s.gw.url);
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let headers = [("authorization", auth.as_str())];
+    for secret in ["AIza\u{e9}t\u{e9}", "key\u{7}bell", "two words", "tab\tkey"] {
+        let body = json!({"label": "junk", "secret": secret})
+            .to_string()
+            .into_bytes();
+        let r = request("POST", &url, &headers, body).await;
+        let e = r.error(400, "IMG_INVALID_REQUEST");
+        assert!(
+            e["message"].as_str().unwrap().contains("printable ASCII"),
+            "{e}"
+        );
+    }
+    // Surrounding whitespace is fine (trimmed), and the account works.
+    let body = json!({"label": "spaced", "secret": "  bb-gemini-key-1\n"})
+        .to_string()
+        .into_bytes();
+    let r = request("POST", &url, &headers, body).await;
+    assert_eq!(r.status, 201, "{}", r.brief());
+    let r =
+        s.gw.generate(json!({"prompt": "a key with spaces around it"}))
+            .await;
+    r.ok();
+    let (accounts, _) = s.gw.list_accounts().await;
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
 }
