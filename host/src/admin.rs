@@ -256,17 +256,17 @@ pub async fn handle(
 }
 
 /// An account secret goes upstream as the `x-goog-api-key` header: refuse one that
-/// cannot (a Gemini key is printable ASCII, `AIza…`). Surrounding whitespace is
-/// trimmed by the store.
+/// cannot be (control characters other than tab). Surrounding whitespace is trimmed
+/// by the store.
 fn sendable_secret(secret: &str) -> Result<(), GatewayError> {
-    if secret.trim().bytes().all(|b| b.is_ascii_graphic()) {
+    if http::HeaderValue::from_str(secret.trim()).is_ok() {
         return Ok(());
     }
     Err(GatewayError::Admin {
         status: 400,
         code: "IMG_INVALID_REQUEST",
-        message: "the account secret must be printable ASCII without spaces or control \
-                  characters (a Gemini API key looks like AIza…): it is sent as an HTTP header"
+        message: "the account secret must not contain control characters: it is sent \
+                  upstream as an HTTP header (a Gemini API key looks like AIza…)"
             .into(),
     })
 }

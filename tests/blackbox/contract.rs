@@ -54,8 +54,8 @@ async fn a_wrong_method_is_405_with_allow_on_every_path() {
     r.error(401, "IMG_UNAUTHORIZED");
 }
 
-/// Found by schemathesis: `POST /admin/accounts` took a secret with non-ASCII and
-/// control characters; every call on that account then failed while building the
+/// Found by schemathesis: `POST /admin/accounts` took a secret with control
+/// characters; every call on that account then failed while building the
 /// `x-goog-api-key` header, reported as 502 IMG_NETWORK_ERROR ("the connection to
 /// the upstream broke") and never disabled. Such a secret is now a 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,14 +64,17 @@ async fn an_account_secret_that_cannot_be_a_header_is_refused() {
     let url = format!("{}/admin/accounts", s.gw.url);
     let auth = format!("Bearer {ADMIN_KEY}");
     let headers = [("authorization", auth.as_str())];
-    for secret in ["AIza\u{e9}t\u{e9}", "key\u{7}bell", "two words", "tab\tkey"] {
+    for secret in ["key\u{7}bell", "line\nbreak", "del\u{7f}", "nul\u{0}"] {
         let body = json!({"label": "junk", "secret": secret})
             .to_string()
             .into_bytes();
         let r = request("POST", &url, &headers, body).await;
         let e = r.error(400, "IMG_INVALID_REQUEST");
         assert!(
-            e["message"].as_str().unwrap().contains("printable ASCII"),
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("control characters"),
             "{e}"
         );
     }
