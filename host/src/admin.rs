@@ -156,6 +156,7 @@ pub async fn handle(
         (&Method::GET, ["accounts"]) => ok(json!({"accounts": app.accounts.list(now_ms())})),
         (&Method::POST, ["accounts"]) => {
             let new: NewAccount = parse(&body)?;
+            sendable_secret(&new.secret)?;
             let view = blocking(move || {
                 app.accounts
                     .add(&new.label, new.email.as_deref(), &new.secret, now_ms())
@@ -307,6 +308,43 @@ pub async fn handle(
         (&Method::GET, ["store", "backup"]) => {
             crate::backup::snapshot(&app, crate::backup::include_cache(parts.uri.query()), id).await
         }
-        _ => Err(GatewayError::NotFound(path)),
+        (_, segments) => match allowed_methods(segments) {
+            Some(allowed) => Err(GatewayError::MethodNotAllowed {
+                method: method.to_string(),
+                path,
+                allowed,
+            }),
+            None => Err(GatewayError::NotFound(path)),
+        },
+    }
+}
+
+/// An account secret goes upstream as the `x-goog-api-key` header: refuse one that
+/// cannot be (control characters other than tab). Surrounding whitespace is trimmed
+/// by the store.
+fn sendable_secret(secret: &str) -> Result<(), GatewayError> {
+    if http::HeaderValue::from_str(secret.trim()).is_ok() {
+        return Ok(());
+    }
+    Err(GatewayError::Admin {
+        status: 400,
+        code: "IMG_INVALID_REQUEST",
+        message: "the account secret must not contain control characters: it is sent \
+                  upstream as an HTTP header (a Gemini API key looks like AIza…)"
+            .into(),
+    })
+}
+
+/// The methods an admin path answers to (for 405 and `Allow`), or `None` for no such path.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["accounts"] | ["keys"] => Some("GET, POST"),
+        ["accounts", _, "disable" | "enable"] => Some("POST"),
+        ["accounts", _] => Some("DELETE"),
+        ["keys", _] => Some("DELETE, PATCH"),
+        ["store", "backup"] => Some("GET"),
+        ["cache"] => Some("GET, DELETE"),
+        ["components"] => Some("GET"),
+        _ => None,
     }
 }

@@ -342,6 +342,9 @@ impl GatewayError {
         if let Some(secs) = self.retry_after() {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if let GatewayError::MethodNotAllowed { allowed, .. } = self {
+            headers.insert(http::header::ALLOW, HeaderValue::from_static(allowed));
+        }
         if matches!(
             self,
             GatewayError::Unauthorized

@@ -28,16 +28,20 @@ fn generated_key(prefix: &str) -> String {
 
 /// Run the gateway.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let mut raw = match &args.config {
+    // Every problem of the file, the environment and the validation is reported at once.
+    let (mut raw, mut errors) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
-            RawConfig::from_toml(&text)
-                .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+            let (raw, problems) = RawConfig::from_toml_all(&text);
+            let problems = problems
+                .into_iter()
+                .map(|p| format!("config file {}: {p}", path.display()))
+                .collect();
+            (raw, problems)
         }
-        None => RawConfig::default(),
+        None => (RawConfig::default(), Vec::new()),
     };
-    let mut errors = Vec::new();
     raw.apply_env(|k| std::env::var(k).ok(), &mut errors);
     if let Some(listen) = &args.listen {
         raw.listen = Some(listen.clone());

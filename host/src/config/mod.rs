@@ -500,6 +500,40 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("soon")));
     }
 
+    /// Fuzzing (`fuzz/fuzz_targets/config.rs`) found that the file's problems stopped at
+    /// the first one: an unknown key hid a second unknown key and a wrongly typed one.
+    #[test]
+    fn every_bad_key_of_the_file_is_reported_with_the_environment_problems() {
+        let (mut raw, mut errors) = RawConfig::from_toml_all(
+            "listen = 5\nmystery = true\n[cache]\nmax_size = 3\nttl_seconds = -1\nbackend = \"memory\"\n\
+             [upstream]\nmax_attempts = 2\nretries = 4\n[nowhere]\nx = 1\n",
+        );
+        raw.apply_env(env(&[("CACHE_TTL_SECONDS", "soon")]), &mut errors);
+        let errs = Config::validate(raw, errors).unwrap_err();
+        for name in [
+            "listen",
+            "mystery",
+            "cache.max_size",
+            "cache.ttl_seconds",
+            "upstream.retries",
+            "nowhere",
+            "CACHE_TTL_SECONDS",
+        ] {
+            assert!(errs.iter().any(|e| e.contains(name)), "{name}: {errs:#?}");
+        }
+        assert_eq!(errs.len(), 7, "{errs:#?}");
+        // The good keys were kept.
+        let (raw, errors) = RawConfig::from_toml_all("[cache]\nbackend = \"memory\"\nbogus = 1\n");
+        assert_eq!(raw.cache.backend.as_deref(), Some("memory"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_one_problem() {
+        let (_, errors) = RawConfig::from_toml_all("[cache\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
     #[test]
     fn client_limits_and_admin_listen_are_read_and_checked() {
         let mut raw = RawConfig::from_toml(

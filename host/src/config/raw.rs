@@ -122,10 +122,78 @@ pub struct RawAuth {
     pub max_tracked_addresses: Option<u32>,
 }
 
+/// The message of a deserialization error without toml's trailing "in `section`" line
+/// (the problem already starts with the key's path).
+fn first_line(e: &toml::de::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 impl RawConfig {
-    /// Parse a TOML file's text.
+    /// Parse a TOML file's text; the error lists every problem (see [`Self::from_toml_all`]).
     pub fn from_toml(text: &str) -> Result<RawConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        match RawConfig::from_toml_all(text) {
+            (raw, problems) if problems.is_empty() => Ok(raw),
+            (_, problems) => Err(problems.join("; ")),
+        }
+    }
+
+    /// Parse a TOML file's text, reporting every unknown or wrongly typed key (not only the
+    /// first), each as `section.key: what is wrong`. The settings that are fine are kept, so
+    /// the environment's and the validation's problems can be reported with these at once.
+    /// A file that is not TOML at all is one problem.
+    pub fn from_toml_all(text: &str) -> (RawConfig, Vec<String>) {
+        let root: toml::Table = match text.parse() {
+            Ok(root) => root,
+            Err(e) => {
+                return (
+                    RawConfig::default(),
+                    vec![e.to_string().trim_end().to_string()],
+                )
+            }
+        };
+        let mut problems = Vec::new();
+        let mut good = toml::Table::new();
+        for (key, value) in root {
+            let probe = |v: toml::Value| {
+                let mut t = toml::Table::new();
+                t.insert(key.clone(), v);
+                t
+            };
+            match value {
+                // A section: check each of its keys on its own.
+                toml::Value::Table(section)
+                    if probe(toml::Table::new().into())
+                        .try_into::<RawConfig>()
+                        .is_ok() =>
+                {
+                    let mut kept = toml::Table::new();
+                    for (sub, v) in section {
+                        let mut one = toml::Table::new();
+                        one.insert(sub.clone(), v.clone());
+                        match probe(one.into()).try_into::<RawConfig>() {
+                            Ok(_) => {
+                                kept.insert(sub, v);
+                            }
+                            Err(e) => problems.push(format!("{key}.{sub}: {}", first_line(&e))),
+                        }
+                    }
+                    good.insert(key, kept.into());
+                }
+                value => match probe(value.clone()).try_into::<RawConfig>() {
+                    Ok(_) => {
+                        good.insert(key, value);
+                    }
+                    Err(e) => problems.push(format!("{key}: {}", first_line(&e))),
+                },
+            }
+        }
+        match good.try_into() {
+            Ok(raw) => (raw, problems),
+            Err(e) => {
+                problems.push(first_line(&e));
+                (RawConfig::default(), problems)
+            }
+        }
     }
 
     /// Overlay the environment (`lookup` is `std::env::var` outside tests).

@@ -21,10 +21,10 @@ pub enum BlobKind {
     Signature,
 }
 
-/// The values taken out of one upstream body, indexed by blob id.
+/// The values taken out of one upstream body, indexed by blob id (`None` once taken).
 #[derive(Debug, Default)]
 pub struct Blobs {
-    items: Vec<(BlobKind, String)>,
+    items: Vec<(BlobKind, Option<String>)>,
 }
 
 /// A blob id that a component used where it may not.
@@ -62,15 +62,13 @@ impl Blobs {
         if *kind != BlobKind::Image {
             return Err(BlobError::NotAnImage(id));
         }
-        if data.is_empty() {
-            return Err(BlobError::Twice(id));
-        }
-        Ok(std::mem::take(data))
+        data.take().ok_or(BlobError::Twice(id))
     }
 
     fn push(&mut self, kind: BlobKind, slot: &mut String) {
         let id = self.items.len();
-        self.items.push((kind, std::mem::replace(slot, token(id))));
+        self.items
+            .push((kind, Some(std::mem::replace(slot, token(id)))));
     }
 }
 
@@ -95,7 +93,8 @@ fn field_mut<'a>(
 /// Take image data and thought signatures out of a `generateContent` response by
 /// their place: `candidates[*].content.parts[*]` `inlineData.data` (image data) and
 /// `thoughtSignature` (signatures), in either spelling. Every other value — text
-/// of any length, unexpected fields — stays where it is.
+/// of any length, unexpected fields — stays where it is. Empty image data is no
+/// image: it stays in place, and the translator finds the answer malformed.
 pub fn extract(body: &mut Value) -> Blobs {
     let mut blobs = Blobs::default();
     let Some(candidates) = body
@@ -120,7 +119,9 @@ pub fn extract(body: &mut Value) -> Blobs {
                 .and_then(Value::as_object_mut)
                 .and_then(|inline| inline.get_mut("data"))
             {
-                blobs.push(BlobKind::Image, data);
+                if !data.is_empty() {
+                    blobs.push(BlobKind::Image, data);
+                }
             }
             if let Some(Value::String(sig)) =
                 field_mut(part, "thoughtSignature", "thought_signature")
@@ -217,6 +218,24 @@ mod tests {
         assert_eq!(blobs.take_image(9), Err(BlobError::Unknown(9)));
     }
 
+    /// Found by the parse_response fuzz target: an image part with `"data": ""` became
+    /// a blob that `take_image` called taken ("lists blob 0 twice"), a 500
+    /// IMG_POLICY_FAILURE for what is a malformed upstream answer.
+    #[test]
+    fn empty_image_data_is_no_image_and_a_blob_is_taken_once() {
+        let mut body = json!({"candidates": [{"content": {"parts": [
+            {"inlineData": {"mimeType": "image/png", "data": ""}},
+            {"inlineData": {"mimeType": "image/png", "data": "QUJD"}}
+        ]}}]});
+        let mut blobs = extract(&mut body);
+        let parts = &body["candidates"][0]["content"]["parts"];
+        assert_eq!(parts[0]["inlineData"]["data"], "");
+        assert_eq!(parts[1]["inlineData"]["data"], "aperture-blob:0");
+        assert_eq!(blobs.len(), 1);
+        assert_eq!(blobs.take_image(0).unwrap(), "QUJD");
+        assert_eq!(blobs.take_image(0), Err(BlobError::Twice(0)));
+    }
+
     #[test]
     fn bodies_without_candidates_or_parts_give_no_blobs() {
         for mut body in [
@@ -240,6 +259,24 @@ mod tests {
                 {"url": "data:image/jpeg;base64,REVG", "revised_prompt": "see aperture-blob:0"}],
                 "note": "aperture-blob:0"})
         );
+    }
+
+    /// Found by the splice fuzz target: serde_json's default float parsing is off by
+    /// an ulp for some numbers, so splicing changed a float outside `data[i]`; the
+    /// host enables serde_json's `float_roundtrip`.
+    #[test]
+    fn splice_leaves_every_other_value_exactly_as_it_was() {
+        for json in [
+            "-8.776727066833516e+304",
+            r#"{"data":[{"b64_json":"aperture-blob:0","x":-8.776727066833516e+304}],"y":2.2250738585072014e-308}"#,
+        ] {
+            let before: Value = serde_json::from_str(json).unwrap();
+            let mut after: Value = serde_json::from_str(&splice(json, &["QUJD"]).unwrap()).unwrap();
+            if let Some(b64) = after.pointer_mut("/data/0/b64_json") {
+                *b64 = json!("aperture-blob:0");
+            }
+            assert_eq!(after, before, "{json}");
+        }
     }
 
     #[test]
