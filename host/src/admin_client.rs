@@ -70,6 +70,20 @@ pub fn read_secret(env_name: Option<&str>, what: &str) -> Result<String> {
 }
 
 async fn call(remote: &Remote, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    let body = body.map(|v| Bytes::from(v.to_string()));
+    let bytes = request(remote, method, path, body).await?;
+    Ok(serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)})))
+}
+
+/// One admin API request with the admin key (a JSON body when given); the raw
+/// answer of a 2xx, else an error with the gateway's own message.
+pub(crate) async fn request(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<Bytes> {
     let admin_key = std::env::var("APERTURE_ADMIN_KEY").map_err(|_| {
         anyhow!("set APERTURE_ADMIN_KEY to the gateway's admin key (demo mode prints one at start)")
     })?;
@@ -80,13 +94,15 @@ async fn call(remote: &Remote, method: Method, path: &str, body: Option<Value>) 
         .build();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let url = format!("{}{path}", remote.server.trim_end_matches('/'));
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let request = Request::builder()
+    let mut builder = Request::builder()
         .method(method)
         .uri(&url)
-        .header("authorization", format!("Bearer {admin_key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(body))
+        .header("authorization", format!("Bearer {admin_key}"));
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let request = builder
+        .body(Full::new(body.unwrap_or_default()))
         .with_context(|| format!("bad server URL {url}"))?;
     let response = client.request(request).await.with_context(|| {
         format!(
@@ -101,16 +117,14 @@ async fn call(remote: &Remote, method: Method, path: &str, body: Option<Value>) 
         .await
         .context("reading the gateway's answer")?
         .to_bytes();
-    let value: Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
     if !status.is_success() {
-        let msg = value["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
+        let msg = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         bail!("the gateway refused ({status}): {msg}");
     }
-    Ok(value)
+    Ok(bytes)
 }
 
 fn print(remote: &Remote, value: &Value, table: impl FnOnce(&Value)) {

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use aperture_store::{Inventory, RepairOutcome, SecretKey, StoreError};
 use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 
 use crate::app::STORE_FILE;
 use crate::cli::{Remote, StoreAction};
@@ -149,43 +146,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// GET `path` on the admin API; the raw body.
 async fn fetch(remote: &Remote, path: &str) -> Result<Bytes> {
-    let admin_key = std::env::var("APERTURE_ADMIN_KEY").map_err(|_| {
-        anyhow!("set APERTURE_ADMIN_KEY to the gateway's admin key (demo mode prints one at start)")
-    })?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let url = format!("{}{path}", remote.server.trim_end_matches('/'));
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(&url)
-        .header("authorization", format!("Bearer {admin_key}"))
-        .body(Full::new(Bytes::new()))
-        .with_context(|| format!("bad server URL {url}"))?;
-    let response = client.request(request).await.with_context(|| {
-        format!(
-            "cannot reach the gateway at {} (is it running? see --server)",
-            remote.server
-        )
-    })?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .context("reading the gateway's answer")?
-        .to_bytes();
-    if !status.is_success() {
-        let msg = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        bail!("the gateway refused ({status}): {msg}");
-    }
-    Ok(body)
+    crate::admin_client::request(remote, Method::GET, path, None).await
 }
 
 fn restore(backup: &Path, data_dir: Option<PathBuf>) -> Result<()> {
