@@ -88,15 +88,14 @@ impl Partial {
         let (Some(key), Some(cache)) = (self.key, app.cache.clone()) else {
             return;
         };
-        let payload = Generated {
+        let one = Generated {
             images: call.images.clone(),
             revised_prompt: call.revised_prompt.clone(),
             usage: call.usage,
-        }
-        .encode();
+        };
         let key = image_key(&key, index);
         self.writes.push(app.background.spawn(async move {
-            let put = blocking(move || cache.put(&key, &payload, now_ms())).await;
+            let put = blocking(move || cache.put(&key, &one.encode(), now_ms())).await;
             if !matches!(put, Ok(Ok(_))) {
                 tracing::warn!(key = %key_prefix(&key), "Cache write of one image of a request failed");
             }

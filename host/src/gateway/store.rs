@@ -10,13 +10,22 @@ use crate::app::{blocking, now_ms, App};
 use crate::generated::Generated;
 
 /// Store `generated` under `key`.
-pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Generated) {
+pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Arc<Generated>) {
     let Some(cache) = app.cache.clone() else {
         return;
     };
-    let payload = generated.encode();
-    let size = payload.len();
-    match blocking(move || cache.put(&key, &payload, now_ms())).await {
+    // Encoding copies megabytes: on the blocking thread, with the write.
+    let generated = generated.clone();
+    let written = blocking(move || {
+        let payload = generated.encode();
+        (payload.len(), cache.put(&key, &payload, now_ms()))
+    })
+    .await;
+    let (size, written) = match written {
+        Ok((size, put)) => (size, Ok(put)),
+        Err(e) => (0, Err(e)),
+    };
+    match written {
         Ok(Ok(PutOutcome::Stored { evicted })) => {
             tracing::info!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache store");
             log_evictions(&evicted);
