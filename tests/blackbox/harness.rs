@@ -239,18 +239,39 @@ impl Gateway {
     /// The gateway appends it from a writer thread, so this waits (up to 2 s) until
     /// the file stops growing for a moment before reading it.
     pub fn log(&self) -> String {
+        // The log is written by a background thread after the response is sent:
+        // wait until the file has stopped growing for a while (several checks, so a
+        // writer thread starved on a loaded machine is still waited for).
         let path = self.data_dir.join("logs/aperture.log");
         let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let mut last = size();
-        for _ in 0..40 {
+        let mut stable = 0;
+        for _ in 0..200 {
             std::thread::sleep(std::time::Duration::from_millis(25));
             let now = size();
             if now == last {
-                break;
+                stable += 1;
+                if stable == 4 {
+                    break;
+                }
+            } else {
+                stable = 0;
             }
             last = now;
         }
         std::fs::read_to_string(&path).unwrap_or_default()
+    }
+
+    /// The request lines once at least `n` are in the log (waiting up to 15 s for
+    /// the log writer), for tests that count them.
+    pub fn wait_request_lines(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let lines = self.request_lines();
+            if lines.len() >= n || std::time::Instant::now() > deadline {
+                return lines;
+            }
+        }
     }
 
     /// The request lines of the log (`image request completed|failed`).
@@ -268,11 +289,17 @@ impl Gateway {
     /// The log line of the request with this id.
     pub fn request_line(&self, request_id: &str) -> String {
         let needle = format!("request_id={request_id}");
-        let found: Vec<String> = self
-            .request_lines()
-            .into_iter()
-            .filter(|l| l.split(' ').any(|f| f == needle))
-            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let found: Vec<String> = loop {
+            let found: Vec<String> = self
+                .request_lines()
+                .into_iter()
+                .filter(|l| l.split(' ').any(|f| f == needle))
+                .collect();
+            if !found.is_empty() || std::time::Instant::now() > deadline {
+                break found;
+            }
+        };
         assert_eq!(
             found.len(),
             1,

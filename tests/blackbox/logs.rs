@@ -32,7 +32,7 @@ async fn one_line_per_request_with_the_fields_and_no_secrets() {
     let invalid = gw.generate(json!({"prompt": "x", "n": 0})).await;
     invalid.error(400, "IMG_INVALID_REQUEST");
 
-    let lines = gw.request_lines();
+    let lines = gw.wait_request_lines(3);
     assert_eq!(
         lines.len(),
         3,
