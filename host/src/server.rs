@@ -271,7 +271,7 @@ async fn images_generations(
         body,
         &parts.headers,
         app.config.max_body_bytes,
-        app.config.body_timeout,
+        app.live.load().body_timeout,
     )
     .await?;
     gateway::generate(app, ctx, &parts.headers, body).await

@@ -8,6 +8,7 @@ mod accounts;
 mod cache;
 mod components;
 mod config_file;
+mod config_reload;
 mod contract;
 mod error_shapes;
 mod errors;

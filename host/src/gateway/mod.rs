@@ -50,14 +50,16 @@ pub async fn generate(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
+    // The live settings this request runs with, from start to end (a reload swaps them for later requests).
+    let live = app.live.load_full();
     let (mut request, namespace) = parse::run(app, ctx, body).await?;
-    limits::threshold(app, ctx, &mut request)?;
-    let settings = screen::run(app, ctx, &request).await?;
+    limits::threshold(app, ctx, &live, &mut request)?;
+    let settings = screen::run(app, ctx, &live, &request).await?;
 
     let key = lookup::cache_key(
         &namespace,
         &request,
-        screen::effective_threshold(app, &request),
+        screen::effective_threshold(&live, &request),
     );
     let fresh = wants_fresh(headers);
     if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
@@ -83,7 +85,7 @@ pub async fn generate(
             if partial.reused() > 0 {
                 tracing::info!(request_id = %ctx.request_id, key = %lookup::key_prefix(&key), images = partial.reused(), "Partial result reused");
             }
-            let deadline = app.config.upstream.request_deadline;
+            let deadline = live.request_deadline;
             match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut partial, &mut report)).await {
                 Ok(result) => result.map(Arc::new),
                 Err(_) => Err(GatewayError::Upstream {
