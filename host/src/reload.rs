@@ -81,6 +81,11 @@ impl ConfigSource {
     /// Stage one: the file, then the environment, then the flags (later wins), then
     /// demo mode's settings. Every problem found so far is returned with the settings.
     pub fn read(&self) -> (RawConfig, Vec<String>) {
+        self.read_with(|k| std::env::var(k).ok())
+    }
+
+    /// [`ConfigSource::read`] with `env` as the environment (tests).
+    pub fn read_with(&self, env: impl Fn(&str) -> Option<String>) -> (RawConfig, Vec<String>) {
         let (mut raw, mut errors) = match &self.file {
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => {
@@ -98,7 +103,7 @@ impl ConfigSource {
             },
             None => (RawConfig::default(), Vec::new()),
         };
-        raw.apply_env(|k| std::env::var(k).ok(), &mut errors);
+        raw.apply_env(env, &mut errors);
         if let Some(listen) = &self.listen {
             raw.listen = Some(listen.clone());
         }
@@ -307,4 +312,65 @@ pub fn spawn_sighup(app: Arc<App>) {
     }
     #[cfg(not(unix))]
     let _ = app;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validated(source: &ConfigSource) -> Config {
+        let (raw, errors) = source.read_with(|_| None);
+        Config::validate(raw, errors).expect("valid configuration")
+    }
+
+    #[test]
+    fn demo_settings_and_flags_are_read_again_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("aperture.toml");
+        std::fs::write(&file, "[safety]\ndeny_list = [\"a\"]\n").unwrap();
+        let source = ConfigSource {
+            file: Some(file.clone()),
+            listen: Some("127.0.0.1:0".into()),
+            demo: Some(DemoSettings {
+                base_url: "http://127.0.0.1:9".into(),
+                data_dir: dir.path().join("demo"),
+                api_key: "demo-client-key".into(),
+                admin_key: "demo-admin-key".into(),
+            }),
+            ..ConfigSource::default()
+        };
+        let first = validated(&source);
+        assert_eq!(first.upstream.base_url, "http://127.0.0.1:9");
+        assert_eq!(first.api_keys, ["demo-client-key"]);
+        std::fs::write(
+            &file,
+            "[safety]\ndeny_list = [\"b\"]\nthreshold = \"high\"\n[upstream]\nmax_attempts = 9\n",
+        )
+        .unwrap();
+        let second = validated(&source);
+        assert_eq!(restart_required(&first, &second), ["upstream.max_attempts"]);
+        let (before, after) = (
+            LiveSettings::from_config(&first),
+            LiveSettings::from_config(&second),
+        );
+        assert_eq!(
+            before.changes(&after),
+            ["safety.threshold", "safety.deny_list"]
+        );
+        assert!(after.changes(&after).is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_a_problem_not_a_panic() {
+        let source = ConfigSource {
+            file: Some("/nonexistent/aperture.toml".into()),
+            ..ConfigSource::default()
+        };
+        let (_, errors) = source.read_with(|_| None);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("/nonexistent/aperture.toml"),
+            "{errors:?}"
+        );
+    }
 }
