@@ -26,6 +26,7 @@ pub use ctx::{CacheStatus, Ctx};
 
 use crate::app::App;
 use crate::errors::GatewayError;
+use crate::live::LiveSettings;
 
 /// Whether the client asked not to be served from the cache.
 fn wants_fresh(headers: &HeaderMap) -> bool {
@@ -43,23 +44,23 @@ fn wants_fresh(headers: &HeaderMap) -> bool {
 }
 
 /// Drive one `POST /v1/images/generations` through the phases after
-/// authentication and body reading (done by the server).
+/// authentication and body reading (done by the server). `live` is the snapshot of the
+/// live settings the request took at its start; every phase uses it, never a newer one.
 pub async fn generate(
     app: &Arc<App>,
     ctx: &mut Ctx,
+    live: &Arc<LiveSettings>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    // The live settings this request runs with, from start to end (a reload swaps them for later requests).
-    let live = app.live.load_full();
     let (mut request, namespace) = parse::run(app, ctx, body).await?;
-    limits::threshold(app, ctx, &live, &mut request)?;
-    let settings = screen::run(app, ctx, &live, &request).await?;
+    limits::threshold(app, ctx, live, &mut request)?;
+    let settings = screen::run(app, ctx, live, &request).await?;
 
     let key = lookup::cache_key(
         &namespace,
         &request,
-        screen::effective_threshold(&live, &request),
+        screen::effective_threshold(live, &request),
     );
     let fresh = wants_fresh(headers);
     if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
