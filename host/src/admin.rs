@@ -136,7 +136,7 @@ pub async fn handle(
         body,
         &parts.headers,
         MAX_ADMIN_BODY,
-        app.config.body_timeout,
+        app.live.load().body_timeout,
     )
     .await?;
     // Segments are percent-decoded: a label `team a` arrives as `team%20a`.
@@ -291,7 +291,7 @@ pub async fn handle(
                 "entries": stats.entries,
                 "bytes": stats.bytes,
                 "max_bytes": stats.max_bytes,
-                "ttl_seconds": app.config.cache.ttl.as_secs(),
+                "ttl_seconds": app.live.load().cache.ttl_ms / 1000,
             }))
         }
         (&Method::DELETE, ["cache"]) => {
@@ -305,6 +305,21 @@ pub async fn handle(
             ok(json!({"removed": removed}))
         }
         (&Method::GET, ["components"]) => ok(json!({"components": app.policies.active()})),
+        (&Method::POST, ["config", "reload"]) => {
+            let report = blocking(move || crate::reload::reload(&app, "admin API"))
+                .await?
+                .map_err(|e| match e {
+                    crate::reload::ReloadError::Invalid(problems) => {
+                        GatewayError::ConfigRejected { problems }
+                    }
+                    other => GatewayError::Internal(other.to_string()),
+                })?;
+            ok(json!({
+                "reloaded": true,
+                "applied": report.applied,
+                "restart_required": report.restart_required,
+            }))
+        }
         (&Method::GET, ["store", "backup"]) => {
             crate::backup::snapshot(&app, crate::backup::include_cache(parts.uri.query()), id).await
         }
@@ -345,6 +360,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["store", "backup"] => Some("GET"),
         ["cache"] => Some("GET, DELETE"),
         ["components"] => Some("GET"),
+        ["config", "reload"] => Some("POST"),
         _ => None,
     }
 }

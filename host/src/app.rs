@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use crate::config::{CacheBackend, Config};
 use crate::errors::GatewayError;
 use crate::generated::Generated;
-use crate::policy::{Policies, PolicyConfig};
+use crate::policy::Policies;
 use crate::upstream::Gemini;
 
 /// The redb file under the data dir.
@@ -180,8 +180,10 @@ pub struct App {
     pub auth_throttle: crate::auth_throttle::AuthThrottle,
     /// sha256 of the admin key, when the admin API is on.
     pub admin_key: Option<[u8; 32]>,
-    /// The deny-list handed to the safety policy.
-    pub policy_config: PolicyConfig,
+    /// The settings a config reload changes (`live.rs`); a request loads them once, at its start.
+    pub live: arc_swap::ArcSwap<crate::live::LiveSettings>,
+    /// Where the configuration came from, for reloads (`reload.rs`).
+    pub reloader: crate::reload::Reloader,
     /// In-flight generations by cache key.
     pub inflight: Inflight,
     /// When the gateway started.
@@ -237,9 +239,7 @@ impl App {
             .admin_key
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into());
-        let policy_config = PolicyConfig {
-            deny_list: config.safety.deny_list.clone(),
-        };
+        let live = arc_swap::ArcSwap::from_pointee(crate::live::LiveSettings::from_config(&config));
         Ok(App {
             policy_slots: tokio::sync::Semaphore::new(
                 config.components.limits.max_instances.max(1) as usize,
@@ -258,7 +258,8 @@ impl App {
             limiter,
             auth_throttle,
             admin_key,
-            policy_config,
+            live,
+            reloader: crate::reload::Reloader::default(),
             inflight: Inflight::default(),
             started: Instant::now(),
             background: tokio_util::task::TaskTracker::new(),

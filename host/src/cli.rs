@@ -1,4 +1,4 @@
-//! The command line: `aperture serve | emulator | accounts | keys | cache | store`.
+//! The command line: `aperture serve | emulator | accounts | keys | cache | config | store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// Re-read a running gateway's config file and environment (admin API; like SIGHUP).
+    Config {
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Back up a running gateway's store; restore, repair or re-key a stopped one's.
     Store {
@@ -260,6 +269,14 @@ pub enum CacheAction {
     Stats,
     /// Remove every entry.
     Clear,
+}
+
+/// `aperture config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Apply the live settings of the config file and environment now (all or nothing: a file
+    /// with problems is refused, each problem named, and the running configuration stays).
+    Reload,
 }
 
 /// `aperture store …`.

@@ -133,6 +133,13 @@ pub enum GatewayError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A configuration reload was refused: the file or environment has these problems,
+    /// and the running configuration is unchanged.
+    #[error("the configuration has {} problem(s) and was not reloaded; the running configuration is unchanged. Fix the file and reload again: {}", problems.len(), problems.join("; "))]
+    ConfigRejected {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
     /// Every account is cooling down or out of quota.
     #[error("all upstream accounts are out of quota or cooling down; retry after {retry_after} seconds, or ask the operator to add accounts")]
     QuotaExhausted {
@@ -210,6 +217,7 @@ impl GatewayError {
             Admin { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            ConfigRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             NoAccounts | NoAccountForModel { .. } | Overloaded { .. } | AuthStorage(_) => {
@@ -236,7 +244,8 @@ impl GatewayError {
             | InvalidRequest { .. }
             | SafetyBlocked { .. }
             | ClientClosed { .. }
-            | Admin { .. } => ErrorType::UserError,
+            | Admin { .. }
+            | ConfigRejected { .. } => ErrorType::UserError,
             Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
             NoAccounts
@@ -264,6 +273,7 @@ impl GatewayError {
             InvalidRequest { code, .. } | Upstream { code, .. } | NoImage { code, .. } => code,
             SafetyBlocked { .. } => "IMG_SAFETY_BLOCKED",
             Admin { code, .. } => code,
+            ConfigRejected { .. } => "IMG_CONFIG_INVALID",
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
             ClientClosed { .. } => "IMG_CLIENT_CLOSED",
             NoAccounts | NoAccountForModel { .. } => "IMG_NO_ACCOUNTS",
@@ -330,6 +340,9 @@ impl GatewayError {
             if !categories.is_empty() {
                 error["categories"] = json!(categories);
             }
+        }
+        if let GatewayError::ConfigRejected { problems } = self {
+            error["problems"] = json!(problems);
         }
         let body = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
         let mut response = Response::new(Full::new(Bytes::from(body)));

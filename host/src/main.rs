@@ -48,6 +48,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { remote, action } => aperture::admin_client::keys(&remote, &action).await,
         Command::Cache { remote, action } => aperture::admin_client::cache(&remote, &action).await,
+        Command::Config { remote, action } => {
+            aperture::config_client::config(&remote, &action).await
+        }
         Command::Store { action } => aperture::store_cli::run(&action).await,
     }
 }

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::app::{now_ms, App};
 use crate::cli::ServeArgs;
-use crate::config::{default_data_dir, Config, RawConfig};
+use crate::config::{default_data_dir, Config};
+use crate::reload::{ConfigSource, DemoSettings};
 
 /// Demo accounts: (label, email, emulator key).
 const DEMO_ACCOUNTS: [(&str, &str, &str); 3] = [
@@ -29,33 +30,9 @@ fn generated_key(prefix: &str) -> String {
 /// Run the gateway.
 pub async fn run(args: ServeArgs) -> Result<()> {
     // Every problem of the file, the environment and the validation is reported at once.
-    let (mut raw, mut errors) = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let (raw, problems) = RawConfig::from_toml_all(&text);
-            let problems = problems
-                .into_iter()
-                .map(|p| format!("config file {}: {p}", path.display()))
-                .collect();
-            (raw, problems)
-        }
-        None => (RawConfig::default(), Vec::new()),
-    };
-    raw.apply_env(|k| std::env::var(k).ok(), &mut errors);
-    if let Some(listen) = &args.listen {
-        raw.listen = Some(listen.clone());
-    }
-    if let Some(dir) = &args.data_dir {
-        raw.data_dir = Some(dir.clone());
-    }
-    if let Some(admin_listen) = &args.admin_listen {
-        raw.admin_listen = Some(admin_listen.clone());
-    }
-    if let Some(file) = &args.secret_key_file {
-        raw.store.secret_key_file = Some(file.clone());
-        raw.store.secret_key = None;
-    }
+    // A reload (`reload.rs`) reads the same sources the same way.
+    let mut source = ConfigSource::from_args(&args);
+    let (mut raw, errors) = source.read();
 
     let mut announcements = Vec::new();
     let emulator = if args.demo {
@@ -69,20 +46,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .await
         .context("starting the embedded Gemini emulator")?;
-        raw.upstream.base_url = Some(emulator.base_url());
-        if raw.data_dir.is_none() {
-            raw.data_dir = Some(default_data_dir().join("demo"));
+        let demo = DemoSettings {
+            base_url: emulator.base_url(),
+            data_dir: default_data_dir().join("demo"),
+            api_key: generated_key("ap-demo-"),
+            admin_key: generated_key("ap-admin-"),
+        };
+        let (api_key, admin_key) = demo.apply(&mut raw);
+        if api_key {
+            announcements.push(format!(
+                "Demo client key (APERTURE_API_KEY): {}",
+                demo.api_key
+            ));
         }
-        if raw.auth.api_keys.as_ref().is_none_or(|k| k.is_empty()) {
-            let key = generated_key("ap-demo-");
-            announcements.push(format!("Demo client key (APERTURE_API_KEY): {key}"));
-            raw.auth.api_keys = Some(vec![key]);
+        if admin_key {
+            announcements.push(format!(
+                "Demo admin key (APERTURE_ADMIN_KEY): {}",
+                demo.admin_key
+            ));
         }
-        if raw.auth.admin_key.is_none() {
-            let key = generated_key("ap-admin-");
-            announcements.push(format!("Demo admin key (APERTURE_ADMIN_KEY): {key}"));
-            raw.auth.admin_key = Some(key);
-        }
+        source.demo = Some(demo);
         Some(emulator)
     } else {
         None
@@ -104,6 +87,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let app = tokio::task::spawn_blocking(move || App::build(config))
         .await
         .context("start-up task")??;
+    app.reloader.install(source);
     let app = Arc::new(app);
 
     if let Some(emulator) = &emulator {
@@ -175,6 +159,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    // Before the start line: from then on SIGHUP reloads instead of ending the process.
+    crate::reload::spawn_sighup(app.clone());
     {
         let mut out = std::io::stdout().lock();
         for line in &announcements {

@@ -266,15 +266,17 @@ async fn images_generations(
     ctx.client = Some(client.clone());
     // Held until the request ends (also when the client left: its work still costs memory).
     let _permit = gateway::limits::admit(app, &client)?;
+    // The live settings this request runs with, from its body to its response (`live.rs`).
+    let live = app.live.load_full();
     let (parts, body) = req.into_parts();
     let body = read_body(
         body,
         &parts.headers,
         app.config.max_body_bytes,
-        app.config.body_timeout,
+        live.body_timeout,
     )
     .await?;
-    gateway::generate(app, ctx, &parts.headers, body).await
+    gateway::generate(app, ctx, &live, &parts.headers, body).await
 }
 
 /// Read a whole body within `timeout`, refusing more than `limit` bytes (by header or by count).

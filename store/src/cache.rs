@@ -19,6 +19,8 @@
 //! can lose recent access times, which only perturbs LRU order.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use redb::{Durability, ReadableTable, Table, WriteTransaction};
 use serde::Serialize;
@@ -82,21 +84,47 @@ pub struct CacheStats {
     pub max_bytes: u64,
 }
 
-/// The image cache with a given set of limits. Cheap to clone.
+/// The image cache with a given set of limits. Cheap to clone; clones share the limits.
 #[derive(Clone, Debug)]
 pub struct Cache {
     store: Store,
-    limits: CacheLimits,
+    limits: Arc<SharedLimits>,
+}
+
+/// The limits of a cache and its clones, changeable while it is in use (a live
+/// configuration reload).
+#[derive(Debug)]
+struct SharedLimits {
+    max_bytes: AtomicU64,
+    ttl_ms: AtomicU64,
 }
 
 impl Cache {
     pub(crate) fn new(store: Store, limits: CacheLimits) -> Cache {
-        Cache { store, limits }
+        Cache {
+            store,
+            limits: Arc::new(SharedLimits {
+                max_bytes: AtomicU64::new(limits.max_bytes),
+                ttl_ms: AtomicU64::new(limits.ttl_ms),
+            }),
+        }
     }
 
-    /// The limits this view enforces.
+    /// The limits this view (and its clones) enforces now.
     pub fn limits(&self) -> CacheLimits {
+        CacheLimits {
+            max_bytes: self.limits.max_bytes.load(Ordering::Relaxed),
+            ttl_ms: self.limits.ttl_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Change the limits of this cache and its clones: the TTL applies to every entry
+    /// from the next lookup on, a lower byte cap from the next write (or [`Cache::enforce`]).
+    pub fn set_limits(&self, limits: CacheLimits) {
         self.limits
+            .max_bytes
+            .store(limits.max_bytes, Ordering::Relaxed);
+        self.limits.ttl_ms.store(limits.ttl_ms, Ordering::Relaxed);
     }
 
     /// The payload stored under `key`, or `None`. Records the access for LRU (in memory, see the module
@@ -150,10 +178,10 @@ impl Cache {
         now_ms: u64,
     ) -> Result<PutOutcome, StoreError> {
         let size = payload.len() as u64;
-        if size > self.limits.max_bytes {
+        let limits = self.limits();
+        if size > limits.max_bytes {
             return Ok(PutOutcome::TooLarge);
         }
-        let limits = self.limits;
         let mut made_room = Vec::new();
         let outcome = self.write_or_make_room(
             Durability::Immediate,
@@ -178,14 +206,14 @@ impl Cache {
 
     /// Deletes every expired entry.
     pub fn purge_expired(&self, now_ms: u64) -> Result<Vec<Evicted>, StoreError> {
-        let ttl = self.limits.ttl_ms;
+        let ttl = self.limits().ttl_ms;
         self.write(Durability::Immediate, |tx| tx.expire(now_ms, ttl))
     }
 
     /// Deletes expired entries, then least-recently-accessed ones until the total is within `max_bytes`.
     /// The host calls this at start-up, since the cap may be smaller than when the entries were stored.
     pub fn enforce(&self, now_ms: u64) -> Result<Vec<Evicted>, StoreError> {
-        let limits = self.limits;
+        let limits = self.limits();
         self.write(Durability::Immediate, |tx| {
             let mut evicted = tx.expire(now_ms, limits.ttl_ms)?;
             evicted.extend(tx.evict_lru(limits.max_bytes, None)?);
@@ -238,7 +266,7 @@ impl Cache {
             Ok(CacheStats {
                 entries: get(tables::META_CACHE_ENTRIES)?,
                 bytes: get(tables::META_CACHE_BYTES)?,
-                max_bytes: self.limits.max_bytes,
+                max_bytes: self.limits().max_bytes,
             })
         })
     }
@@ -249,7 +277,8 @@ impl Cache {
     }
 
     fn is_expired(&self, created_ms: u64, now_ms: u64) -> bool {
-        self.limits.ttl_ms != 0 && created_ms.saturating_add(self.limits.ttl_ms) <= now_ms
+        let ttl_ms = self.limits().ttl_ms;
+        ttl_ms != 0 && created_ms.saturating_add(ttl_ms) <= now_ms
     }
 
     /// Records a hit; writes the pending hits (non-durably) when there are many or they are old.
@@ -569,6 +598,31 @@ mod tests {
         assert_eq!((s.entries, s.bytes), (0, 0));
         // Gone for good, even for a reader with an earlier clock.
         assert_eq!(c.get(&key(1), 500).unwrap(), None);
+    }
+
+    #[test]
+    fn new_limits_apply_to_every_clone_and_to_old_entries() {
+        let c = cache(1 << 20, 60_000);
+        let clone = c.clone();
+        c.put(&key(1), &[1; 100], 0).unwrap();
+        c.put(&key(2), &[2; 100], 10).unwrap();
+        clone.set_limits(CacheLimits {
+            max_bytes: 150,
+            ttl_ms: 1_000,
+        });
+        assert_eq!(
+            c.limits(),
+            CacheLimits {
+                max_bytes: 150,
+                ttl_ms: 1_000
+            }
+        );
+        // The shorter TTL expires an entry stored under the longer one.
+        assert_eq!(c.get(&key(1), 1_000).unwrap(), None);
+        // The lower cap evicts at the next write.
+        let ev = stored(c.put(&key(3), &[3; 100], 1_001).unwrap());
+        assert_eq!(keys_of(&ev), vec![key(2)]);
+        assert_eq!(c.stats(1_001).unwrap().max_bytes, 150);
     }
 
     #[test]

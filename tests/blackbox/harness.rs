@@ -230,6 +230,22 @@ impl Gateway {
         .unwrap();
     }
 
+    /// Send the gateway process a signal with `kill -NAME PID` (e.g. `HUP`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("the gateway is running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// The config file written from [`Launch::config`].
+    pub fn config_path(&self) -> PathBuf {
+        self.data_dir.join("config.toml")
+    }
+
     /// What the gateway wrote on stderr so far.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()

@@ -10,6 +10,7 @@ use crate::app::{now_ms, App};
 use crate::config::threshold_name;
 use crate::errors::GatewayError;
 use crate::limiter::{LimitError, Permit, Reservation};
+use crate::live::LiveSettings;
 use crate::policy::ImageRequest;
 
 /// Admit one request of `client`; the permit holds its in-flight slot until dropped.
@@ -20,12 +21,17 @@ pub fn admit(app: &App, client: &str) -> Result<Permit, GatewayError> {
 /// Refuse a `safety_threshold` the key may not use (403). A request without one runs at the global
 /// default when the key may use it, else at the key's strictest allowed threshold, which is written into
 /// the request so every later phase (screen, the cache key, the log) sees the same one.
-pub fn threshold(app: &App, ctx: &Ctx, request: &mut ImageRequest) -> Result<(), GatewayError> {
+pub fn threshold(
+    app: &App,
+    ctx: &Ctx,
+    live: &LiveSettings,
+    request: &mut ImageRequest,
+) -> Result<(), GatewayError> {
     let Some(client) = ctx.client.as_deref() else {
         return Ok(());
     };
     let limits = app.limiter.limits_of(client);
-    let global = app.config.safety.threshold;
+    let global = live.safety_threshold;
     match limits.threshold(request.safety_threshold, global) {
         Ok(t) => {
             if request.safety_threshold.is_none() && t != global {

@@ -26,6 +26,7 @@ pub use ctx::{CacheStatus, Ctx};
 
 use crate::app::App;
 use crate::errors::GatewayError;
+use crate::live::LiveSettings;
 
 /// Whether the client asked not to be served from the cache.
 fn wants_fresh(headers: &HeaderMap) -> bool {
@@ -43,21 +44,23 @@ fn wants_fresh(headers: &HeaderMap) -> bool {
 }
 
 /// Drive one `POST /v1/images/generations` through the phases after
-/// authentication and body reading (done by the server).
+/// authentication and body reading (done by the server). `live` is the snapshot of the
+/// live settings the request took at its start; every phase uses it, never a newer one.
 pub async fn generate(
     app: &Arc<App>,
     ctx: &mut Ctx,
+    live: &Arc<LiveSettings>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     let (mut request, namespace) = parse::run(app, ctx, body).await?;
-    limits::threshold(app, ctx, &mut request)?;
-    let settings = screen::run(app, ctx, &request).await?;
+    limits::threshold(app, ctx, live, &mut request)?;
+    let settings = screen::run(app, ctx, live, &request).await?;
 
     let key = lookup::cache_key(
         &namespace,
         &request,
-        screen::effective_threshold(app, &request),
+        screen::effective_threshold(live, &request),
     );
     let fresh = wants_fresh(headers);
     if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
@@ -83,7 +86,7 @@ pub async fn generate(
             if partial.reused() > 0 {
                 tracing::info!(request_id = %ctx.request_id, key = %lookup::key_prefix(&key), images = partial.reused(), "Partial result reused");
             }
-            let deadline = app.config.upstream.request_deadline;
+            let deadline = live.request_deadline;
             match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut partial, &mut report)).await {
                 Ok(result) => result.map(Arc::new),
                 Err(_) => Err(GatewayError::Upstream {

@@ -7,26 +7,26 @@ use super::ctx::Ctx;
 use crate::app::App;
 use crate::config::threshold_name;
 use crate::errors::GatewayError;
+use crate::live::LiveSettings;
 use crate::policy::{ImageRequest, SafetySetting, SafetyThreshold, Screening};
 
 /// The effective threshold: the request's own, else the operator's global one.
-pub fn effective_threshold(app: &App, request: &ImageRequest) -> SafetyThreshold {
-    request
-        .safety_threshold
-        .unwrap_or(app.config.safety.threshold)
+pub fn effective_threshold(live: &LiveSettings, request: &ImageRequest) -> SafetyThreshold {
+    request.safety_threshold.unwrap_or(live.safety_threshold)
 }
 
 /// Screen `request`; on allow, the settings to send upstream.
 pub async fn run(
     app: &Arc<App>,
     ctx: &mut Ctx,
+    live: &Arc<LiveSettings>,
     request: &ImageRequest,
 ) -> Result<Vec<SafetySetting>, GatewayError> {
-    let threshold = effective_threshold(app, request);
+    let threshold = effective_threshold(live, request);
     ctx.safety_threshold = Some(threshold_name(threshold));
-    let (app2, req) = (app.clone(), request.clone());
+    let (app2, live, req) = (app.clone(), live.clone(), request.clone());
     let screening = app
-        .policy_blocking(move || app2.policies.screen(&req, threshold, &app2.policy_config))
+        .policy_blocking(move || app2.policies.screen(&req, threshold, &live.policy_config))
         .await??;
     match screening {
         Screening::Allow(settings) => Ok(settings),

@@ -7,6 +7,8 @@ mod limit;
 
 pub use limit::{CallLimit, Overloaded};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,7 +57,8 @@ pub enum TransportError {
 pub struct Gemini {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
-    request_timeout: Duration,
+    /// Budget of one call in milliseconds; shared by clones, changed by a config reload.
+    request_timeout_ms: Arc<AtomicU64>,
 }
 
 impl Gemini {
@@ -76,8 +79,14 @@ impl Gemini {
         Gemini {
             client,
             base_url: config.base_url.clone(),
-            request_timeout: config.request_timeout,
+            request_timeout_ms: Arc::new(AtomicU64::new(config.request_timeout.as_millis() as u64)),
         }
+    }
+
+    /// Change the budget of the calls that start from now on (a config reload).
+    pub fn set_request_timeout(&self, timeout: Duration) {
+        self.request_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The base URL calls go to.
@@ -148,11 +157,12 @@ impl Gemini {
                 body,
             })
         };
-        match tokio::time::timeout(self.request_timeout, call).await {
+        let request_timeout =
+            Duration::from_millis(self.request_timeout_ms.load(Ordering::Relaxed));
+        match tokio::time::timeout(request_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout(format!(
-                "request timeout of {:?}",
-                self.request_timeout
+                "request timeout of {request_timeout:?}"
             ))),
         }
     }
