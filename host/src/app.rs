@@ -188,6 +188,10 @@ pub struct App {
     pub started: Instant,
     /// Work that outlives a response (cache writes); shutdown waits for it.
     pub background: tokio_util::task::TaskTracker,
+    /// Traffic statistics (rollups in the store; see `stats`).
+    pub stats: Arc<crate::stats::Stats>,
+    /// Dashboard sign-in sessions and the demo client key (see `dashboard`).
+    pub dashboard: crate::dashboard::Dashboard,
 }
 
 impl App {
@@ -240,6 +244,11 @@ impl App {
         let policy_config = PolicyConfig {
             deny_list: config.safety.deny_list.clone(),
         };
+        let stats = Arc::new(crate::stats::Stats::new(
+            store.rollups(),
+            &accounts,
+            now_ms(),
+        ));
         Ok(App {
             policy_slots: tokio::sync::Semaphore::new(
                 config.components.limits.max_instances.max(1) as usize,
@@ -260,6 +269,8 @@ impl App {
             admin_key,
             policy_config,
             inflight: Inflight::default(),
+            stats,
+            dashboard: crate::dashboard::Dashboard::default(),
             started: Instant::now(),
             background: tokio_util::task::TaskTracker::new(),
         })

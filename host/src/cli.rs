@@ -1,4 +1,4 @@
-//! The command line: `aperture serve | emulator | accounts | keys | cache | store`.
+//! The command line: `aperture serve | emulator | accounts | keys | cache | stats | store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// The runbook's business and technical metrics of a running gateway, with targets and marks (admin API).
+    Stats {
+        /// The window: 1h, 24h, 7d (any number of m, h or d up to 30d).
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Back up a running gateway's store; restore, repair or re-key a stopped one's.
     Store {

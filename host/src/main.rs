@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { remote, action } => aperture::admin_client::keys(&remote, &action).await,
         Command::Cache { remote, action } => aperture::admin_client::cache(&remote, &action).await,
+        Command::Stats { since, remote } => aperture::stats::cli::run(&remote, &since).await,
         Command::Store { action } => aperture::store_cli::run(&action).await,
     }
 }
