@@ -36,7 +36,8 @@ pub use offline::{
 pub use pool::{AccountPool, Checkout, Lease};
 pub use rollups::{
     add_named, AccountUse, Bucket, ClientUse, Histogram, Resolution, RollupSizes, Rollups,
-    BOUNDS_US, BOUND_COUNT, HOUR_MS, HOUR_RETENTION_MS, MAX_NAMES, MINUTE_MS, MINUTE_RETENTION_MS,
+    BOUNDS_US, BOUND_COUNT, HOUR_MS, HOUR_RETENTION_MS, HOUR_ROWS, MAX_NAMES, MINUTE_MS,
+    MINUTE_RETENTION_MS, MINUTE_ROWS,
 };
 pub use seal::SecretKey;
 pub use snapshot::Inventory;

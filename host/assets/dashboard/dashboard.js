@@ -42,8 +42,10 @@ function chart(id, title, series, data, opts) {
 
 const COLORS = ["#1a73e8", "#d93025", "#188038", "#f9ab00", "#9334e6", "#12b5cb", "#e8710a", "#5f6368"];
 
+// Lines show their points too: a window with traffic in only a few buckets still shows them.
 function line(label, i, extra) {
-  return Object.assign({ label: label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false }, extra || {});
+  return Object.assign({ label: label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+                         points: { show: true, size: 5, fill: COLORS[i % COLORS.length] } }, extra || {});
 }
 
 function bars(label, i) {
@@ -130,9 +132,10 @@ async function refreshHistory() {
   const idx = hist.map((_, i) => i);
   chart("chart-perf-hits", "Cache-hit latency histogram (requests per bucket)", [bars("cache hits", 2)],
         [idx, hist.map((b) => b.count)],
-        { scales: { x: { time: false } },
-          axes: [{ values: (u, ticks) => ticks.map((i) => {
-            const b = hist[Math.round(i)]; return b ? (b.le_ms === null ? "more" : "≤" + b.le_ms + " ms") : ""; }) },
+        { scales: { x: { time: false, range: [-0.5, Math.max(0.5, idx.length - 0.5)] } },
+          axes: [{ splits: () => idx,
+                   values: (u, ticks) => ticks.map((i) => {
+                     const b = hist[i]; return b ? (b.le_ms === null ? "more" : "≤" + b.le_ms + " ms") : ""; }) },
                  { size: 60 }] });
   fillRows("models", s.performance.models, (m) => [
     ["", m.model], ["num", m.count], ["num", ms(m.avg_ms)], ["num", ms(m.p50_ms)], ["num", ms(m.p95_ms)], ["num", ms(m.p99_ms)],
