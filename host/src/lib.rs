@@ -20,6 +20,7 @@ pub mod limiter;
 pub mod logging;
 pub mod maintenance;
 pub mod policy;
+pub mod pricing;
 pub mod rate;
 pub mod redact;
 pub mod serve;
