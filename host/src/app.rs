@@ -247,6 +247,8 @@ impl App {
         let stats = Arc::new(crate::stats::Stats::new(
             store.rollups(),
             &accounts,
+            // Google's published prices; with the `[pricing]` config section: `config.pricing.clone()`.
+            crate::pricing::Pricing::default(),
             now_ms(),
         ));
         Ok(App {

@@ -5,7 +5,6 @@
 //! `GET /admin/stats`, `aperture stats` and the dashboard read them through [`report`].
 
 pub mod cli;
-pub mod cost;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +31,8 @@ pub struct Stats {
     accounts_seen: Mutex<HashMap<String, Counters>>,
     /// When uptime was last counted (unix ms).
     up_since_ms: AtomicU64,
+    /// Upstream prices, for the cost the cache saved (`[pricing]`).
+    pricing: crate::pricing::Pricing,
 }
 
 impl std::fmt::Debug for Stats {
@@ -56,8 +57,14 @@ fn minute_of(ms: u64) -> u64 {
 }
 
 impl Stats {
-    /// Statistics written to `rollups`; `accounts` gives the counters' starting point.
-    pub fn new(rollups: Rollups, accounts: &AccountPool, now_ms: u64) -> Stats {
+    /// Statistics written to `rollups`; `accounts` gives the counters' starting point, `pricing` what a
+    /// cache hit saved.
+    pub fn new(
+        rollups: Rollups,
+        accounts: &AccountPool,
+        pricing: crate::pricing::Pricing,
+        now_ms: u64,
+    ) -> Stats {
         let seen = accounts
             .list(now_ms)
             .into_iter()
@@ -69,6 +76,7 @@ impl Stats {
             in_flight: AtomicU64::new(0),
             accounts_seen: Mutex::new(seen),
             up_since_ms: AtomicU64::new(now_ms),
+            pricing,
         }
     }
 
@@ -90,7 +98,10 @@ impl Stats {
         let images = u64::from(ctx.n.unwrap_or(0));
         let hit = ctx.cache == Some(CacheStatus::Hit);
         let saved = match (hit && error.is_none(), &ctx.model, &ctx.image_size) {
-            (true, Some(model), Some(size)) => cost::saved_micro_usd(model, size, images),
+            (true, Some(model), Some(size)) => {
+                let usd = crate::pricing::image_price_usd(&self.pricing, model, size);
+                (usd * 1e6).round() as u64 * images
+            }
             _ => 0,
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
