@@ -189,6 +189,16 @@ async fn rollups_count_a_load_and_survive_a_restart() {
     r.error(400, "IMG_INVALID_REQUEST");
     let r = get(&format!("{}/admin/stats", gw.url), Some(API_KEY)).await;
     assert_eq!(r.status, 401, "{}", r.brief());
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let r = request(
+        "POST",
+        &format!("{}/admin/stats", gw.url),
+        &[("authorization", &auth)],
+        vec![],
+    )
+    .await;
+    r.error(405, "IMG_METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow").as_deref(), Some("GET"));
 }
 
 fn cookie_of(r: &Resp) -> String {
@@ -239,6 +249,8 @@ async fn dashboard_sign_in_by_form_only() {
     let in_url = get(&format!("{base}/dashboard/login?key={ADMIN_KEY}"), None).await;
     assert_eq!(in_url.status, 405);
     assert!(in_url.header("set-cookie").is_none());
+    let put = request("PUT", &format!("{base}/dashboard"), &[], vec![]).await;
+    put.error(405, "IMG_METHOD_NOT_ALLOWED");
     let in_url = get(&format!("{base}/dashboard?key={ADMIN_KEY}"), None).await;
     assert!(!String::from_utf8_lossy(&in_url.body).contains("Real-time"));
 
