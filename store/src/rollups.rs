@@ -634,7 +634,7 @@ mod tests {
             }
             b.succeeded += 1;
             b.images += 1;
-            let model = if x % 2 == 0 {
+            let model = if x.is_multiple_of(2) {
                 "gemini-3-pro-image"
             } else {
                 "gemini-2.5-flash-image"

@@ -467,36 +467,6 @@ pub async fn build(app: &Arc<App>, query: &Query) -> Result<Value, GatewayError>
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_parse_and_bad_ones_say_what_to_give() {
-        assert_eq!(parse_since("1h"), Ok(HOUR_MS));
-        assert_eq!(parse_since("24h"), Ok(DAY_MS));
-        assert_eq!(parse_since("7d"), Ok(7 * DAY_MS));
-        assert_eq!(parse_since("90m"), Ok(90 * MINUTE_MS));
-        for bad in ["", "h", "0h", "31d", "1w", "1é", "é", "-1h", "1.5h"] {
-            assert!(parse_since(bad).unwrap_err().contains("24h"), "{bad}");
-        }
-        let q = Query::parse(Some("since=7d")).unwrap();
-        assert_eq!(q.step, Step::Hour);
-        assert_eq!(Query::parse(None).unwrap().step, Step::Minute);
-        assert_eq!(Query::parse(Some("since=30d")).unwrap().step, Step::Day);
-        assert!(Query::parse(Some("since=7d&step=minute")).is_err());
-        assert!(Query::parse(Some("since=1h&x=1")).is_err());
-        assert!(Query::parse(Some("step=week")).is_err());
-    }
-
-    #[test]
-    fn marks_follow_the_thresholds() {
-        let m = |v| mark(Some(v), |v| v >= 95.0, |v| v < 90.0);
-        assert_eq!((m(96.0), m(92.0), m(89.9)), ("OK", "WARN", "CRITICAL"));
-        assert_eq!(mark(None, |_| true, |_| false), "NO DATA");
-    }
-}
-
 fn total_res_name(r: Resolution) -> &'static str {
     match r {
         Resolution::Minute => "minute",
@@ -562,4 +532,34 @@ fn series_json(step: Step, from: u64, now: u64, rows: &[(u64, Bucket)]) -> Value
         "uptime_percent": col(&|b| json!(round((b.up_ms as f64 * 100.0 / step_ms as f64).min(100.0), 1))),
         "errors": errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_bad_ones_say_what_to_give() {
+        assert_eq!(parse_since("1h"), Ok(HOUR_MS));
+        assert_eq!(parse_since("24h"), Ok(DAY_MS));
+        assert_eq!(parse_since("7d"), Ok(7 * DAY_MS));
+        assert_eq!(parse_since("90m"), Ok(90 * MINUTE_MS));
+        for bad in ["", "h", "0h", "31d", "1w", "1é", "é", "-1h", "1.5h"] {
+            assert!(parse_since(bad).unwrap_err().contains("24h"), "{bad}");
+        }
+        let q = Query::parse(Some("since=7d")).unwrap();
+        assert_eq!(q.step, Step::Hour);
+        assert_eq!(Query::parse(None).unwrap().step, Step::Minute);
+        assert_eq!(Query::parse(Some("since=30d")).unwrap().step, Step::Day);
+        assert!(Query::parse(Some("since=7d&step=minute")).is_err());
+        assert!(Query::parse(Some("since=1h&x=1")).is_err());
+        assert!(Query::parse(Some("step=week")).is_err());
+    }
+
+    #[test]
+    fn marks_follow_the_thresholds() {
+        let m = |v| mark(Some(v), |v| v >= 95.0, |v| v < 90.0);
+        assert_eq!((m(96.0), m(92.0), m(89.9)), ("OK", "WARN", "CRITICAL"));
+        assert_eq!(mark(None, |_| true, |_| false), "NO DATA");
+    }
 }
