@@ -320,6 +320,10 @@ pub async fn handle(
                 "restart_required": report.restart_required,
             }))
         }
+        (&Method::GET, ["stats"]) => {
+            let query = crate::stats::report::Query::parse(parts.uri.query())?;
+            ok(crate::stats::report::build(&app, &query).await?)
+        }
         (&Method::GET, ["store", "backup"]) => {
             crate::backup::snapshot(&app, crate::backup::include_cache(parts.uri.query()), id).await
         }
@@ -359,7 +363,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["keys", _] => Some("DELETE, PATCH"),
         ["store", "backup"] => Some("GET"),
         ["cache"] => Some("GET, DELETE"),
-        ["components"] => Some("GET"),
+        ["components"] | ["stats"] => Some("GET"),
         ["config", "reload"] => Some("POST"),
         _ => None,
     }

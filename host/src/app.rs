@@ -190,6 +190,10 @@ pub struct App {
     pub started: Instant,
     /// Work that outlives a response (cache writes); shutdown waits for it.
     pub background: tokio_util::task::TaskTracker,
+    /// Traffic statistics (rollups in the store; see `stats`).
+    pub stats: Arc<crate::stats::Stats>,
+    /// Dashboard sign-in sessions and the demo client key (see `dashboard`).
+    pub dashboard: crate::dashboard::Dashboard,
 }
 
 impl App {
@@ -240,6 +244,13 @@ impl App {
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into());
         let live = arc_swap::ArcSwap::from_pointee(crate::live::LiveSettings::from_config(&config));
+        let stats = Arc::new(crate::stats::Stats::new(
+            store.rollups(),
+            &accounts,
+            // Google's published prices; with the `[pricing]` config section: `config.pricing.clone()`.
+            crate::pricing::Pricing::default(),
+            now_ms(),
+        ));
         Ok(App {
             policy_slots: tokio::sync::Semaphore::new(
                 config.components.limits.max_instances.max(1) as usize,
@@ -261,6 +272,8 @@ impl App {
             live,
             reloader: crate::reload::Reloader::default(),
             inflight: Inflight::default(),
+            stats,
+            dashboard: crate::dashboard::Dashboard::default(),
             started: Instant::now(),
             background: tokio_util::task::TaskTracker::new(),
         })

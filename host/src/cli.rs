@@ -1,4 +1,4 @@
-//! The command line: `aperture serve | emulator | accounts | keys | cache | config | store`.
+//! The command line: `aperture serve | emulator | accounts | keys | cache | config | stats | store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +56,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// The runbook's business and technical metrics of a running gateway, with targets and marks (admin API).
+    Stats {
+        /// The window: 1h, 24h, 7d (any number of m, h or d up to 30d).
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Back up a running gateway's store; restore, repair or re-key a stopped one's.
     Store {

@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { remote, action } => {
             aperture::config_client::config(&remote, &action).await
         }
+        Command::Stats { since, remote } => aperture::stats::cli::run(&remote, &since).await,
         Command::Store { action } => aperture::store_cli::run(&action).await,
     }
 }

@@ -106,6 +106,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         }
     }
+    if args.demo {
+        app.dashboard
+            .set_demo_key(app.config.api_keys.first().cloned());
+    }
     if !app.keys.any() {
         bail!("no client API key is configured: set APERTURE_API_KEY (comma-separated for several), or run with --demo");
     }
@@ -194,6 +198,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ))
     });
     let usage_writer = tokio::spawn(crate::limiter::flush_periodically(app.limiter.clone()));
+    let stats_writer = tokio::spawn(crate::stats::flush_periodically(app.clone()));
     crate::server::serve(app.clone(), listener, stop.clone().cancelled_owned()).await;
     if let Some(admin_server) = admin_server {
         let _ = admin_server.await;
@@ -201,9 +206,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     app.background.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), app.background.wait()).await;
     usage_writer.abort();
+    stats_writer.abort();
 
     let (cache, accounts, limiter) = (app.cache.clone(), app.accounts.clone(), app.limiter.clone());
+    let stats = app.stats.clone();
     let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = stats.flush(&accounts, now_ms()) {
+            tracing::error!(error = %e, "could not write the traffic statistics at shutdown");
+        }
         if let Some(c) = cache {
             let _ = c.flush();
         }

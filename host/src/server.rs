@@ -127,6 +127,9 @@ async fn handle(
             Method::GET => Ok(health(&app, &id)),
             _ => Err(not_allowed("GET")),
         },
+        p if (p == "/dashboard" || p.starts_with("/dashboard/")) && admin_here => {
+            return crate::dashboard::handle(app, req, id, peer, role).await
+        }
         p if p.starts_with("/admin/") && admin_here => {
             crate::admin::handle(&app, req, &id, peer).await
         }
@@ -159,6 +162,7 @@ async fn generations(
         let app = app.clone();
         async move {
             let mut ctx = Ctx::new(id.clone());
+            let _in_flight = app.stats.begin(&mut ctx);
             let result = match req.method() {
                 &Method::POST => images_generations(&app, &mut ctx, req, peer).await,
                 other => Err(GatewayError::MethodNotAllowed {

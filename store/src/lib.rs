@@ -19,6 +19,7 @@ mod limits;
 mod offline;
 mod open;
 mod pool;
+mod rollups;
 mod seal;
 mod snapshot;
 mod store;
@@ -33,6 +34,11 @@ pub use offline::{
     ensure_unlocked, repair, restore, rotate_key, verify, RepairOutcome, RestoreOutcome,
 };
 pub use pool::{AccountPool, Checkout, Lease};
+pub use rollups::{
+    add_named, AccountUse, Bucket, ClientUse, Histogram, Resolution, RollupSizes, Rollups,
+    BOUNDS_US, BOUND_COUNT, HOUR_MS, HOUR_RETENTION_MS, HOUR_ROWS, MAX_NAMES, MINUTE_MS,
+    MINUTE_RETENTION_MS, MINUTE_ROWS,
+};
 pub use seal::SecretKey;
 pub use snapshot::Inventory;
 pub use store::{Store, StoreOptions};

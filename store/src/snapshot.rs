@@ -29,8 +29,10 @@ pub struct Inventory {
 
 /// Names of the tables [`copy_tables`] copies; a test checks it covers every table the store creates.
 #[cfg(test)]
-pub(crate) const COPIED: [&str; 9] = [
+pub(crate) const COPIED: [&str; 11] = [
     "meta",
+    "rollup_minutes",
+    "rollup_hours",
     "accounts",
     "client_keys",
     "client_key_limits",
@@ -108,6 +110,8 @@ pub(crate) fn copy_tables(
     copy_table(from, to, tables::CLIENT_KEYS)?;
     copy_table(from, to, tables::CLIENT_KEY_LIMITS)?;
     copy_table(from, to, tables::CLIENT_KEY_USAGE)?;
+    copy_table(from, to, tables::ROLLUP_MINUTES)?;
+    copy_table(from, to, tables::ROLLUP_HOURS)?;
     if include_cache {
         copy_table(from, to, tables::CACHE_PAYLOADS)?;
         copy_table(from, to, tables::CACHE_ENTRIES)?;

@@ -435,6 +435,8 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(tables::CLIENT_KEYS)?;
         txn.open_table(tables::CLIENT_KEY_LIMITS)?;
         txn.open_table(tables::CLIENT_KEY_USAGE)?;
+        txn.open_table(tables::ROLLUP_MINUTES)?;
+        txn.open_table(tables::ROLLUP_HOURS)?;
     }
     txn.commit()?;
     Ok(())

@@ -13,6 +13,8 @@
 //! | `client_keys` | `&str` (sha256 hex of the key) | `&str` (label) | client API keys |
 //! | `client_key_limits` | `&str` (label) | `&str` (JSON of [`crate::KeyLimits`]) | per-key limits set by the operator; no row = the configured defaults |
 //! | `client_key_usage` | `&str` (label) | `(rate_tat_ms, day_reset_ms, images_today)` | per-key counters, written in batches (see `limits.rs`) |
+//! | `rollup_minutes` | `u64` (minute start, unix ms) | `&[u8]` (JSON of [`crate::Bucket`]) | traffic per minute, kept one day (see `rollups.rs`) |
+//! | `rollup_hours` | `u64` (hour start, unix ms) | `&[u8]` (JSON of [`crate::Bucket`]) | traffic per hour, kept 30 days |
 
 use redb::TableDefinition;
 
@@ -57,3 +59,10 @@ pub(crate) const CLIENT_KEY_LIMITS: TableDefinition<&str, &str> =
 /// Per-client-key usage by label: `(rate_tat_ms, day_reset_ms, images_today)`, see [`crate::KeyUsage`].
 pub(crate) const CLIENT_KEY_USAGE: TableDefinition<&str, (u64, u64, u64)> =
     TableDefinition::new("client_key_usage");
+
+/// Traffic rollups per minute (kept one day): minute start (unix ms) -> JSON of a [`crate::Bucket`].
+pub(crate) const ROLLUP_MINUTES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("rollup_minutes");
+
+/// Traffic rollups per hour (kept 30 days): hour start (unix ms) -> JSON of a [`crate::Bucket`].
+pub(crate) const ROLLUP_HOURS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollup_hours");

@@ -20,5 +20,6 @@ mod logs;
 mod protocol;
 mod safety;
 mod shapes;
+mod stats;
 mod store;
 mod upstream_faults;

@@ -56,6 +56,8 @@ pub struct Ctx {
     pub upstream_calls: u32,
     /// True when this request waited on an identical in-flight one.
     pub coalesced: bool,
+    /// The statistics the log phase counts this request in (set by `Stats::begin`).
+    pub stats: Option<std::sync::Arc<crate::stats::Stats>>,
 }
 
 impl Ctx {
@@ -76,6 +78,7 @@ impl Ctx {
             accounts: Vec::new(),
             upstream_calls: 0,
             coalesced: false,
+            stats: None,
         }
     }
 

@@ -37,6 +37,7 @@ macro_rules! request_line {
 
 /// Write the request line.
 pub fn run(ctx: &Ctx, status: u16, error: Option<&GatewayError>) {
+    crate::stats::record(ctx, status, error);
     match error {
         None => request_line!(info, ctx, status, None, "image request completed"),
         Some(e) => request_line!(warn, ctx, status, Some(e), "image request failed"),
