@@ -188,6 +188,8 @@ pub struct App {
     pub started: Instant,
     /// Work that outlives a response (cache writes); shutdown waits for it.
     pub background: tokio_util::task::TaskTracker,
+    /// Logs account state changes.
+    pub accounts_watch: crate::accounts_watch::AccountsWatch,
 }
 
 impl App {
@@ -237,6 +239,9 @@ impl App {
             .admin_key
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into());
+        if config.metrics.enabled {
+            crate::metrics::install(config.pricing.clone());
+        }
         let policy_config = PolicyConfig {
             deny_list: config.safety.deny_list.clone(),
         };
@@ -262,6 +267,7 @@ impl App {
             inflight: Inflight::default(),
             started: Instant::now(),
             background: tokio_util::task::TaskTracker::new(),
+            accounts_watch: Default::default(),
         })
     }
 

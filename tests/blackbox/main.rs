@@ -15,6 +15,7 @@ mod fixed_upstream;
 mod generation;
 mod limits;
 mod logs;
+mod metrics;
 mod protocol;
 mod safety;
 mod shapes;

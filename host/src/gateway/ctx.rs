@@ -56,6 +56,8 @@ pub struct Ctx {
     pub upstream_calls: u32,
     /// True when this request waited on an identical in-flight one.
     pub coalesced: bool,
+    /// The client's address (`X-Forwarded-For` from a trusted proxy, else the peer).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -76,6 +78,7 @@ impl Ctx {
             accounts: Vec::new(),
             upstream_calls: 0,
             coalesced: false,
+            client_ip: None,
         }
     }
 
