@@ -34,11 +34,11 @@ impl AccountsWatch {
         let accounts = pool.list(now_ms);
         for a in &accounts {
             let state = state_name(&a.state);
-            let before = seen.insert(a.id, state);
-            if first || before == Some(state) {
+            // An account added since the last look starts active.
+            let before = seen.insert(a.id, state).unwrap_or("active");
+            if first || before == state {
                 continue;
             }
-            let Some(before) = before else { continue };
             let label = a.label.as_str();
             match &a.state {
                 AccountState::Active => tracing::info!(

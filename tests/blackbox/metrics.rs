@@ -26,22 +26,32 @@ fn parse(text: &str) -> HashMap<String, f64> {
         let (series, value) = line.rsplit_once(' ').expect("sample line");
         let key = match series.split_once('{') {
             Some((name, labels)) => {
-                let labels = labels.trim_end_matches('}');
-                let mut parts: Vec<&str> = if labels.is_empty() {
-                    vec![]
-                } else {
-                    labels
-                        .split("\",")
-                        .map(|p| p.trim_end_matches('"'))
-                        .collect()
-                };
+                let mut parts = labels_of(labels.trim_end_matches('}'));
                 parts.sort();
-                let joined: Vec<String> = parts.iter().map(|p| format!("{p}\"")).collect();
-                format!("{name}{{{}}}", joined.join(","))
+                format!("{name}{{{}}}", parts.join(","))
             }
             None => series.to_string(),
         };
         out.insert(key, value.parse().expect("sample value"));
+    }
+    out
+}
+
+/// `a="x",b="y\"z"` -> [`a="x"`, `b="y\"z"`].
+fn labels_of(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(eq) = rest.find("=\"") {
+        let name = rest[..eq].trim_start_matches(',');
+        let body = &rest[eq + 2..];
+        let mut end = 0;
+        let bytes = body.as_bytes();
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let end = end.min(body.len());
+        out.push(format!("{name}=\"{}\"", &body[..end]));
+        rest = &body[(end + 1).min(body.len())..];
     }
     out
 }
@@ -231,6 +241,7 @@ async fn metrics_count_a_scripted_load_and_leak_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_when_the_scraper_asks() {
     let s = Setup::simple().await;
+    s.gw.generate(json!({"prompt": "a pebble"})).await.ok();
     let r = scrape(
         &s.gw.url,
         &[(
@@ -285,19 +296,34 @@ async fn a_key_is_required_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_to_the_admin_listener_or_go_away() {
-    let s = Setup::new(&[K1], |l| l.env("APERTURE_ADMIN_LISTEN", "127.0.0.1:0")).await;
-    let admin =
-        s.gw.stdout_lines
-            .iter()
-            .find_map(|l| l.strip_prefix("Admin API listening on "))
-            .expect("admin listener announced")
-            .trim()
-            .to_string();
-    assert_eq!(scrape(&s.gw.url, &[]).await.status, 404);
-    assert_eq!(scrape(&admin, &[]).await.status, 200);
+    let emu = emulator(&[K1]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        Launch::to(&emu).env("APERTURE_ADMIN_LISTEN", "127.0.0.1:0"),
+    )
+    .await;
+    let admin = gw
+        .stdout_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Admin API listening on "))
+        .expect("admin listener announced")
+        .trim()
+        .to_string();
+    assert_eq!(scrape(&gw.url, &[]).await.status, 404);
+    let r = scrape(&admin, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.brief());
+    assert!(String::from_utf8_lossy(&r.body).contains("aperture_accounts{"));
 
     let off = Setup::new(&[K1], |l| l.config("[metrics]\nenabled = false\n")).await;
     assert_eq!(scrape(&off.gw.url, &[]).await.status, 404);
+    // Requests are still served (and logged) without metrics.
+    let id = off
+        .gw
+        .generate(json!({"prompt": "no metrics here"}))
+        .await
+        .request_id();
+    assert_eq!(field(&off.gw.request_line(&id), "status"), Some("200"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +331,8 @@ async fn readyz_says_why_it_is_not_ready() {
     let emu = emulator(&[K1]).await;
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(dir.path(), Launch::to(&emu)).await;
-    let readyz = || request("GET", &format!("{}/readyz", gw.url), &[], vec![]);
+    let url = format!("{}/readyz", gw.url);
+    let readyz = || request("GET", &url, &[], vec![]);
     let r = readyz().await;
     assert_eq!(r.status, 503, "{}", r.brief());
     assert_eq!(r.json()["status"], "not_ready");
