@@ -1,7 +1,8 @@
 //! The standard `process_*` metrics (resident memory, open fds, start time, CPU),
 //! read from `/proc/self` at each scrape. prometheus-client has no process
-//! collector of its own, and the third-party ones pull in `procfs` (and its
-//! rustix/libc stack) for four numbers; reading them takes a few lines.
+//! collector of its own, and `metrics-process` records into the `metrics`
+//! facade rather than a prometheus-client registry; reading six numbers from
+//! `/proc` takes a few lines.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
