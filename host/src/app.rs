@@ -194,6 +194,8 @@ pub struct App {
     pub stats: Arc<crate::stats::Stats>,
     /// Dashboard sign-in sessions and the demo client key (see `dashboard`).
     pub dashboard: crate::dashboard::Dashboard,
+    /// Logs account state changes.
+    pub accounts_watch: crate::accounts_watch::AccountsWatch,
 }
 
 impl App {
@@ -243,12 +245,14 @@ impl App {
             .admin_key
             .as_ref()
             .map(|k| Sha256::digest(k.as_bytes()).into());
+        if config.metrics.enabled {
+            crate::metrics::install(config.pricing.clone());
+        }
         let live = arc_swap::ArcSwap::from_pointee(crate::live::LiveSettings::from_config(&config));
         let stats = Arc::new(crate::stats::Stats::new(
             store.rollups(),
             &accounts,
-            // Google's published prices; with the `[pricing]` config section: `config.pricing.clone()`.
-            crate::pricing::Pricing::default(),
+            config.pricing.clone(),
             now_ms(),
         ));
         Ok(App {
@@ -276,6 +280,7 @@ impl App {
             dashboard: crate::dashboard::Dashboard::default(),
             started: Instant::now(),
             background: tokio_util::task::TaskTracker::new(),
+            accounts_watch: Default::default(),
         })
     }
 

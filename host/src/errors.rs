@@ -87,6 +87,9 @@ pub enum GatewayError {
         categories: Vec<String>,
         /// True when the local policy refused before any upstream call.
         local: bool,
+        /// True when the prompt was refused (locally, or by the upstream's prompt feedback),
+        /// false when the upstream refused the image it generated.
+        prompt: bool,
     },
     /// An upstream failure as classified by the error-classifier component.
     #[error("{message}")]

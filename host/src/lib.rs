@@ -2,6 +2,7 @@
 //! image models, whose policy (translation, safety, error classification) runs as
 //! WebAssembly components. The binary is a thin CLI over this library.
 
+pub mod accounts_watch;
 pub mod admin;
 pub mod admin_client;
 pub mod admin_limits;
@@ -9,6 +10,7 @@ pub mod app;
 pub mod auth_throttle;
 pub mod backup;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod config_client;
 pub mod convert;
@@ -19,11 +21,14 @@ pub mod gateway;
 pub mod generated;
 pub mod limiter;
 pub mod live;
+pub mod log_rotation;
 pub mod logging;
 pub mod maintenance;
+pub mod metrics;
 pub mod policy;
 pub mod pricing;
 pub mod rate;
+pub mod readiness;
 pub mod redact;
 pub mod reload;
 pub mod serve;

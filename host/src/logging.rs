@@ -1,12 +1,16 @@
 //! Logs in logfmt (`ts=… level=info msg="Cache hit" key=…`), to stderr and to
 //! `<data dir>/logs/aperture.log`, so the runbook's grep/awk queries work as
-//! written. Prompts and secrets are never logged (only `prompt_hash`).
+//! written. Prompts and secrets are never logged (only `prompt_hash`). The file is
+//! rotated by size and by day (`[logs]`, see `log_rotation.rs`); `aperture.log` is
+//! always the current one.
 
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use tracing::field::{Field, Visit};
+
+use crate::config::observability::Logs;
+use crate::log_rotation::{Reopen, RotatingFile};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -26,6 +30,13 @@ pub struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blocking::Work
 /// Install the global subscriber: stderr, plus the log file when `data_dir` is given.
 /// `APERTURE_LOG` (an `EnvFilter`) sets the level; `info` by default.
 pub fn init(data_dir: Option<&Path>) -> std::io::Result<LogGuard> {
+    init_rotating(data_dir, Logs::default()).map(|(guard, _)| guard)
+}
+
+/// [`init`] with the file rotated as `[logs]` says; the [`Reopen`] handle reopens the
+/// file (see [`crate::log_rotation::reopen_on_sigusr1`]).
+pub fn init_rotating(data_dir: Option<&Path>, logs: Logs) -> std::io::Result<(LogGuard, Reopen)> {
+    let reopen = Reopen::default();
     let mut guards = Vec::new();
     let filter =
         || EnvFilter::try_from_env("APERTURE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -39,7 +50,7 @@ pub fn init(data_dir: Option<&Path>) -> std::io::Result<LogGuard> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let file = RotatingFile::open(&path, logs, reopen.clone())?;
             // Lines go to a channel and a writer thread appends them: a request never
             // waits on the disk. Not lossy: when the channel is full, logging waits
             // rather than dropping request lines.
@@ -62,7 +73,7 @@ pub fn init(data_dir: Option<&Path>) -> std::io::Result<LogGuard> {
         .with(stderr)
         .with(file)
         .try_init();
-    Ok(LogGuard(guards))
+    Ok((LogGuard(guards), reopen))
 }
 
 /// The logfmt event formatter.

@@ -82,7 +82,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             );
         }
     };
-    let _log = crate::logging::init(Some(&config.data_dir)).context("opening the log file")?;
+    let (_log, reopen) = crate::logging::init_rotating(Some(&config.data_dir), config.logs)
+        .context("opening the log file")?;
+    crate::log_rotation::reopen_on_sigusr1(reopen);
 
     let app = tokio::task::spawn_blocking(move || App::build(config))
         .await
@@ -181,6 +183,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
 
     crate::maintenance::spawn(app.clone());
+    // Account state changes that happen by themselves (a cool-down ends) get their line too.
+    tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                app.accounts_watch.check(&app.accounts, now_ms());
+            }
+        }
+    });
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

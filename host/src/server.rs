@@ -26,7 +26,7 @@ use crate::gateway::{self, Ctx};
 pub enum Role {
     /// `listen`: the client API, and `/admin/*` unless `admin_listen` is set (then 404).
     Public,
-    /// `admin_listen`: `/admin/*` and `/healthz` only.
+    /// `admin_listen`: `/admin/*`, `/healthz`, `/readyz` and (`[metrics] listener = "admin"`) `/metrics` only.
     Admin,
 }
 
@@ -111,6 +111,8 @@ async fn handle(
     if let Err(e) = check_head(&req) {
         return e.render(&id);
     }
+    // From here on the "peer" is the client's address (a trusted proxy's X-Forwarded-For).
+    let peer = crate::client_ip::resolve(peer, req.headers(), &app.config.trusted_proxies);
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let not_allowed = |allowed| GatewayError::MethodNotAllowed {
@@ -130,6 +132,17 @@ async fn handle(
         p if (p == "/dashboard" || p.starts_with("/dashboard/")) && admin_here => {
             return crate::dashboard::handle(app, req, id, peer, role).await
         }
+        "/readyz" => match method {
+            Method::GET => Ok(crate::readiness::response(
+                crate::readiness::reasons(&app),
+                &id,
+            )),
+            _ => Err(not_allowed("GET")),
+        },
+        "/metrics" if metrics_here(&app, role) => match method {
+            Method::GET => crate::metrics::expose::handle(&app, req.headers(), peer, &id).await,
+            _ => Err(not_allowed("GET")),
+        },
         p if p.starts_with("/admin/") && admin_here => {
             crate::admin::handle(&app, req, &id, peer).await
         }
@@ -161,8 +174,10 @@ async fn generations(
     let task = app.background.spawn({
         let app = app.clone();
         async move {
+            let _in_flight = crate::metrics::in_flight();
             let mut ctx = Ctx::new(id.clone());
-            let _in_flight = app.stats.begin(&mut ctx);
+            let _counted = app.stats.begin(&mut ctx);
+            ctx.client_ip = Some(peer);
             let result = match req.method() {
                 &Method::POST => images_generations(&app, &mut ctx, req, peer).await,
                 other => Err(GatewayError::MethodNotAllowed {
@@ -191,6 +206,19 @@ async fn generations(
     });
     waiting.answered();
     response
+}
+
+/// Whether `/metrics` is served on a listener of `role` (`[metrics] enabled`, `listener`).
+fn metrics_here(app: &App, role: Role) -> bool {
+    use crate::config::observability::MetricsListener;
+    app.config.metrics.enabled
+        && match (app.config.metrics.listener, role) {
+            (MetricsListener::Main, Role::Public) => true,
+            (MetricsListener::Admin, Role::Admin) => true,
+            // No separate admin listener: the main one serves it all.
+            (MetricsListener::Admin, Role::Public) => app.config.admin_listen.is_none(),
+            (MetricsListener::Main, Role::Admin) => false,
+        }
 }
 
 /// Set to "gone" when the connection drops the request before it was answered.

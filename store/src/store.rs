@@ -324,6 +324,11 @@ impl Store {
         })
     }
 
+    /// Whether the last write failed (disk full, I/O error); cleared by the next write that succeeds.
+    pub fn writes_failing(&self) -> bool {
+        self.inner.failing.load(Ordering::Acquire)
+    }
+
     fn note_failure(&self, e: &StoreError) {
         if !self.inner.failing.swap(true, Ordering::AcqRel) {
             tracing::error!(

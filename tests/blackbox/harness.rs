@@ -202,6 +202,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.url.trim_start_matches("http://").parse().unwrap()

@@ -17,6 +17,7 @@ mod generation;
 mod guest_variants;
 mod limits;
 mod logs;
+mod metrics;
 mod protocol;
 mod safety;
 mod shapes;

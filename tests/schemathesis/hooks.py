@@ -42,6 +42,13 @@ def documented_errors(ctx, response, case):
         body = json.loads(response.content)
     except ValueError as e:
         raise AssertionError(f"{status} body is not JSON: {e}") from None
+    if case.path == "/readyz" and status == 503:
+        # Readiness answers with its own documented body: the reasons it is not ready.
+        if body.get("status") != "not_ready" or not body.get("reasons"):
+            raise AssertionError(f"/readyz 503 without its reasons: {body!r}")
+        if not (header(response, "retry-after") or "").isdigit():
+            raise AssertionError("/readyz 503 without Retry-After")
+        return
     if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
         raise AssertionError(f"{status} body is not {{\"error\": {{...}}}}: {body!r}")
     error = body["error"]

@@ -3,6 +3,7 @@
 //! checks all of it in one place and reports every bad setting at once.
 
 pub mod limits;
+pub mod observability;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -50,6 +51,14 @@ pub struct Config {
     pub limits: ClientLimits,
     /// Throttling of failed authentication per client address.
     pub auth_throttle: AuthThrottle,
+    /// `[metrics]`: `GET /metrics`.
+    pub metrics: observability::Metrics,
+    /// `[logs]`: rotation of the log file.
+    pub logs: observability::Logs,
+    /// `[pricing]`: per-image upstream prices.
+    pub pricing: crate::pricing::Pricing,
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Failed authentications allowed per client address (see `auth_throttle.rs`).
@@ -383,6 +392,16 @@ impl Config {
             },
         };
         let secret_key = secret_key(raw.store, &mut errors);
+        let metrics = observability::metrics(
+            raw.metrics,
+            admin_listen.is_some(),
+            admin_key.is_some(),
+            &mut errors,
+        );
+        let logs = observability::logs(raw.logs, &mut errors);
+        let pricing = observability::pricing(&raw.pricing, &mut errors);
+        let trusted_proxies =
+            observability::trusted_proxies(raw.server.trusted_proxies, &mut errors);
 
         if errors.is_empty() {
             Ok(Config {
@@ -403,6 +422,10 @@ impl Config {
                 limits,
                 auth_throttle,
                 secret_key,
+                metrics,
+                logs,
+                pricing,
+                trusted_proxies,
             })
         } else {
             Err(errors)

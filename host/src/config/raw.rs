@@ -40,6 +40,15 @@ pub struct RawConfig {
     /// `[store]`.
     #[serde(default)]
     pub store: RawStore,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: super::observability::RawMetrics,
+    /// `[logs]`: rotation of `aperture.log`.
+    #[serde(default)]
+    pub logs: super::observability::RawLogs,
+    /// `[pricing."MODEL"] SIZE = USD`: per-image upstream prices (see `crate::pricing`).
+    #[serde(default)]
+    pub pricing: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
 }
 
 /// `[limits]`: the defaults of every client key (a key's own limits, set with `aperture keys`, win).
@@ -110,6 +119,8 @@ pub struct RawComponents {
 pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     pub body_timeout_ms: Option<u64>,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR networks).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[auth]`: client keys and the admin key (prefer the environment for secrets).
@@ -275,6 +286,9 @@ impl RawConfig {
         }
         if let Some(v) = lookup("APERTURE_SECRET_KEY") {
             self.store.secret_key = Some(v);
+        }
+        if let Some(v) = lookup("APERTURE_METRICS_KEY") {
+            self.metrics.key = Some(v);
         }
         if let Some(v) = lookup("APERTURE_SECRET_KEY_FILE") {
             self.store.secret_key_file = Some(v.into());

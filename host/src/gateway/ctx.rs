@@ -58,6 +58,8 @@ pub struct Ctx {
     pub coalesced: bool,
     /// The statistics the log phase counts this request in (set by `Stats::begin`).
     pub stats: Option<std::sync::Arc<crate::stats::Stats>>,
+    /// The client's address (`X-Forwarded-For` from a trusted proxy, else the peer).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -79,6 +81,7 @@ impl Ctx {
             upstream_calls: 0,
             coalesced: false,
             stats: None,
+            client_ip: None,
         }
     }
 

@@ -222,11 +222,15 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
                 calls: attempt,
             };
         };
+        let call_started = std::time::Instant::now();
         let answer = app
             .gemini
             .generate_content(&call.model, &lease.secret, call.body.to_string())
             .await;
         drop(slot);
+        let took = call_started.elapsed();
+        let record =
+            |outcome, images| crate::metrics::upstream_call(&lease.label, outcome, took, images);
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
                 let (app2, bytes, format) = (app.clone(), reply.body.clone(), call.output_format);
@@ -234,6 +238,12 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
                     .policy_blocking(move || interpret::success(&app2, &bytes, format))
                     .await
                     .and_then(|r| r);
+                match &result {
+                    Ok(call) => record("success", call.images.len() as u64),
+                    Err(GatewayError::SafetyBlocked { .. }) => record("safety_block", 0),
+                    Err(GatewayError::NoImage { .. }) => record("no_image", 0),
+                    Err(_) => record("unusable", 0),
+                }
                 match result {
                     Ok(call) => {
                         app.accounts.record_success(lease.id, now_ms());
@@ -261,8 +271,21 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
                     }
                 }
             }
-            Ok(reply) => interpret::http_failure(reply),
-            Err(e) => interpret::transport_failure(e),
+            Ok(reply) => {
+                record(
+                    match reply.status {
+                        429 => "rate_limited",
+                        500..=599 => "server_error",
+                        _ => "client_error",
+                    },
+                    0,
+                );
+                interpret::http_failure(reply)
+            }
+            Err(e) => {
+                record("transport_error", 0);
+                interpret::transport_failure(e)
+            }
         };
         // The transport's own words (never shown to clients) help operators most.
         let transport_detail = answer.as_ref().err().map(|e| e.to_string());

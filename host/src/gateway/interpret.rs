@@ -86,7 +86,7 @@ pub fn success(
         }
         UpstreamOutcome::NoImage(verdict) => match app.policies.review(&verdict)? {
             ReviewOutcome::Blocked(block) => {
-                Err(GatewayError::SafetyBlocked { reason: block.reason, categories: block.categories, local: false })
+                Err(GatewayError::SafetyBlocked { reason: block.reason, categories: block.categories, local: false, prompt: verdict.block_reason.is_some() })
             }
             ReviewOutcome::NoImage(refusal) => Err(GatewayError::NoImage {
                 message: refusal.message,
@@ -209,10 +209,12 @@ pub fn apply_account_action(
             .disable_for_model(account_id, model, reason)
             .map(|_| format!("disabled_for_model={model}")),
     };
-    result.unwrap_or_else(|e| {
+    let label = result.unwrap_or_else(|e| {
         tracing::error!(account_id, error = %e, "could not record the account's new state");
         "failed".into()
-    })
+    });
+    app.accounts_watch.check(&app.accounts, now_ms);
+    label
 }
 
 /// The next midnight in America/Los_Angeles (when Gemini daily quotas reset), in unix ms.

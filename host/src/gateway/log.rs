@@ -15,6 +15,7 @@ macro_rules! request_line {
             target: "aperture::request",
             request_id = %ctx.request_id,
             client = ctx.client.as_deref(),
+            client_ip = %ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
             model = %dash(&ctx.model),
             prompt_hash = %dash(&ctx.prompt_hash),
             account_email = %if ctx.accounts.is_empty() { "-".to_string() } else { ctx.accounts.join(",") },
@@ -38,6 +39,7 @@ macro_rules! request_line {
 /// Write the request line.
 pub fn run(ctx: &Ctx, status: u16, error: Option<&GatewayError>) {
     crate::stats::record(ctx, status, error);
+    crate::metrics::request_done(ctx, error);
     match error {
         None => request_line!(info, ctx, status, None, "image request completed"),
         Some(e) => request_line!(warn, ctx, status, Some(e), "image request failed"),

@@ -96,6 +96,7 @@ pub async fn run(
         }
         Some(Err(e)) => {
             tracing::error!(request_id = %ctx.request_id, key = %key_prefix(&key), error = %e, "Cache entry corrupt; removing it");
+            crate::metrics::cache_corrupt();
             if let Some(cache) = app.cache.clone() {
                 let _ = blocking(move || cache.remove(&key)).await;
             }

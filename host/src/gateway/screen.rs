@@ -34,6 +34,7 @@ pub async fn run(
             reason: denial.reason,
             categories: Vec::new(),
             local: true,
+            prompt: true,
         }),
     }
 }

@@ -46,5 +46,6 @@ pub fn log_evictions(evicted: &[Evicted]) {
             EvictReason::Expired => "expired",
         };
         tracing::info!(key = %key_prefix(&e.key), bytes = e.size, reason, "Cache eviction");
+        crate::metrics::cache_evicted(reason, 1);
     }
 }
