@@ -42,6 +42,9 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// At most one `Storage write failed` line per this interval (a nearly full disk flaps).
+const FAILURE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) struct Inner {
     /// The open database and its generation (bumped by every reopen); `None` while a reopen failed.
     db: RwLock<Option<(Arc<Database>, u64)>>,
@@ -51,6 +54,9 @@ pub(crate) struct Inner {
     reopen: Mutex<()>,
     /// Set while writes fail, so the failure is logged once and the recovery once.
     failing: AtomicBool,
+    /// When the failure line was last written, and whether its recovery line is still owed: on a nearly
+    /// full disk small writes succeed while large ones fail, and the flapping must not flood the log.
+    failure_logged: Mutex<(Option<std::time::Instant>, bool)>,
     /// Whether redb's integrity check repaired the file at open.
     pub(crate) repaired_at_open: bool,
     /// The key account secrets are sealed with.
@@ -158,6 +164,7 @@ impl Store {
                 source,
                 reopen: Mutex::new(()),
                 failing: AtomicBool::new(false),
+                failure_logged: Mutex::new((None, false)),
                 repaired_at_open: repaired,
                 secret_key: RwLock::new(options.secret_key),
                 pending_access: Mutex::new(PendingAccess::default()),
@@ -330,20 +337,32 @@ impl Store {
     }
 
     fn note_failure(&self, e: &StoreError) {
-        if !self.inner.failing.swap(true, Ordering::AcqRel) {
-            tracing::error!(
-                file = %self.describe(),
-                error = %e,
-                "Storage write failed (disk full?): reopening the store and retrying; cache entries are evicted to make room, account state is kept in memory and saved once writes succeed"
-            );
-        } else {
+        if self.inner.failing.swap(true, Ordering::AcqRel) {
             tracing::debug!(error = %e, "storage: another write failed");
+            return;
         }
+        let mut logged = lock(&self.inner.failure_logged);
+        let quiet = logged
+            .0
+            .is_some_and(|at| at.elapsed() < FAILURE_LOG_INTERVAL);
+        if quiet {
+            tracing::debug!(error = %e, "storage: writes fail again (logged less than a minute ago)");
+            return;
+        }
+        *logged = (Some(std::time::Instant::now()), true);
+        tracing::error!(
+            file = %self.describe(),
+            error = %e,
+            "Storage write failed (disk full?): reopening the store and retrying; cache entries are evicted to make room, account state is kept in memory and saved once writes succeed"
+        );
     }
 
     fn note_success(&self) {
         if self.inner.failing.swap(false, Ordering::AcqRel) {
-            tracing::info!(file = %self.describe(), "Storage writes succeed again");
+            let mut logged = lock(&self.inner.failure_logged);
+            if std::mem::take(&mut logged.1) {
+                tracing::info!(file = %self.describe(), "Storage writes succeed again");
+            }
         }
     }
 
