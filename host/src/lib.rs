@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admin_client;
 pub mod admin_limits;
+pub mod admin_policy;
 pub mod app;
 pub mod auth_throttle;
 pub mod backup;
@@ -19,6 +20,7 @@ pub mod limiter;
 pub mod logging;
 pub mod maintenance;
 pub mod policy;
+pub mod policy_cli;
 pub mod rate;
 pub mod redact;
 pub mod serve;

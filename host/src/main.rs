@@ -49,5 +49,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { remote, action } => aperture::admin_client::keys(&remote, &action).await,
         Command::Cache { remote, action } => aperture::admin_client::cache(&remote, &action).await,
         Command::Store { action } => aperture::store_cli::run(&action).await,
+        Command::Policy { remote, action } => aperture::policy_cli::run(&remote, &action).await,
     }
 }

@@ -96,6 +96,21 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     Ok(())
 }
 
+/// [`copy_table`] for a table the source may not have (it is then created empty).
+fn copy_optional<K: Key + 'static, V: Value + 'static>(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    match from.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            to.open_table(def)?;
+            Ok(())
+        }
+        _ => copy_table(from, to, def),
+    }
+}
+
 /// Copies every table (the cache tables only when `include_cache`; otherwise they are created empty and
 /// the cache totals are zero).
 pub(crate) fn copy_tables(
@@ -108,6 +123,12 @@ pub(crate) fn copy_tables(
     copy_table(from, to, tables::CLIENT_KEYS)?;
     copy_table(from, to, tables::CLIENT_KEY_LIMITS)?;
     copy_table(from, to, tables::CLIENT_KEY_USAGE)?;
+    // Stores from before the component registry have none of its tables.
+    copy_optional(from, to, tables::COMPONENT_VERSIONS)?;
+    copy_optional(from, to, tables::COMPONENT_BYTES)?;
+    copy_optional(from, to, tables::COMPONENT_SLOTS)?;
+    copy_optional(from, to, tables::COMPONENT_EVENTS)?;
+    to.open_table(tables::COMPONENT_ARTIFACTS)?;
     if include_cache {
         copy_table(from, to, tables::CACHE_PAYLOADS)?;
         copy_table(from, to, tables::CACHE_ENTRIES)?;

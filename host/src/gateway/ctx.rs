@@ -56,6 +56,8 @@ pub struct Ctx {
     pub upstream_calls: u32,
     /// True when this request waited on an identical in-flight one.
     pub coalesced: bool,
+    /// The policy component versions this request uses, taken once at its start.
+    pub policy: Option<crate::policy::PolicySnapshot>,
 }
 
 impl Ctx {
@@ -76,7 +78,15 @@ impl Ctx {
             accounts: Vec::new(),
             upstream_calls: 0,
             coalesced: false,
+            policy: None,
         }
+    }
+
+    /// The request's policy versions, pinned on first use (every phase after uses the same ones).
+    pub fn policy(&mut self, app: &crate::app::App) -> crate::policy::PolicySnapshot {
+        self.policy
+            .get_or_insert_with(|| app.policies.pin(&self.request_id))
+            .clone()
     }
 
     /// Note an account that made an upstream call.

@@ -24,9 +24,12 @@ pub async fn run(
 ) -> Result<Vec<SafetySetting>, GatewayError> {
     let threshold = effective_threshold(app, request);
     ctx.safety_threshold = Some(threshold_name(threshold));
-    let (app2, req) = (app.clone(), request.clone());
+    let (app2, req, pin) = (app.clone(), request.clone(), ctx.policy(app));
     let screening = app
-        .policy_blocking(move || app2.policies.screen(&req, threshold, &app2.policy_config))
+        .policy_blocking(move || {
+            app2.policies
+                .screen(&pin, &req, threshold, &app2.policy_config)
+        })
         .await??;
     match screening {
         Screening::Allow(settings) => Ok(settings),
