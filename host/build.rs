@@ -15,6 +15,13 @@ const GUESTS: &[(&str, &str)] = &[
     ("safety-policy", "safety_policy"),
     ("error-classifier", "error_classifier"),
     ("hostile-guest", "hostile_guest"),
+    // Policy-lifecycle test variants (tests/guests/): the real components with one change.
+    ("safety-extra-deny", "safety_extra_deny"),
+    ("safety-fails-vector", "safety_fails_vector"),
+    ("translator-namespace", "translator_namespace"),
+    ("translator-trap", "translator_trap"),
+    ("translator-loop", "translator_loop"),
+    ("translator-wit-010", "translator_wit_010"),
 ];
 
 fn main() {

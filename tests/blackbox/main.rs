@@ -13,6 +13,7 @@ mod error_shapes;
 mod errors;
 mod fixed_upstream;
 mod generation;
+mod guest_variants;
 mod limits;
 mod logs;
 mod protocol;

@@ -1,14 +1,10 @@
 //! WIT glue for the `request-translator` world: converts the generated
-//! `aperture:policy` types to and from the plain-Rust types and calls the logic.
+//! `aperture:policy` types (generated in `crate::generated`) to and from the plain-Rust types and calls the
+//! logic. The test variants under tests/guests/ reuse this file as it is.
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "request-translator",
-});
-
+use crate::generated::aperture::policy::types as wit;
+use crate::generated::exports::aperture::policy::translator::{Guest, UpstreamOutcome, UserError};
 use crate::types as plain;
-use aperture::policy::types as wit;
-use exports::aperture::policy::translator::{Guest, UpstreamOutcome, UserError};
 
 struct Component;
 
@@ -57,7 +53,7 @@ impl Guest for Component {
     }
 }
 
-export!(Component);
+crate::generated::export!(Component with_types_in crate::generated);
 
 impl From<wit::SafetyThreshold> for plain::SafetyThreshold {
     fn from(t: wit::SafetyThreshold) -> Self {

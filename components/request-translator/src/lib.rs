@@ -6,14 +6,20 @@
 //! between the WIT types of `aperture:policy/translator@0.2.0` and these.
 
 pub mod aspect;
+pub mod namespace;
 pub mod request;
 pub mod response;
 pub mod types;
 pub mod upstream;
 
+/// The generated WIT types, apart from `bindings` so that a test variant in
+/// tests/guests/ can generate them from its own directory and reuse `bindings`.
+#[cfg(target_arch = "wasm32")]
+mod generated {
+    wit_bindgen::generate!({ path: "../../wit", world: "request-translator" });
+}
+
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-/// The namespace mixed into every cache key; change it whenever the upstream body or
-/// the rendered response changes for the same canonical request.
-pub const CACHE_NAMESPACE: &str = "request-translator/0.2.0";
+pub use namespace::CACHE_NAMESPACE;

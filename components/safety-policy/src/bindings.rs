@@ -1,16 +1,12 @@
 //! WIT glue for the `safety-policy` world: converts the generated `aperture:policy`
-//! types to and from the plain-Rust types and calls the logic.
+//! types (generated in `crate::generated`) to and from the plain-Rust types and calls the
+//! logic. The test variants under tests/guests/ reuse this file as it is.
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "safety-policy",
-});
-
-use crate::types as plain;
-use aperture::policy::types as wit;
-use exports::aperture::policy::safety::{
+use crate::generated::aperture::policy::types as wit;
+use crate::generated::exports::aperture::policy::safety::{
     Block, Denial, Guest, PolicyConfig, Refusal, ReviewOutcome, Screening,
 };
+use crate::types as plain;
 
 struct Component;
 
@@ -73,7 +69,7 @@ impl Guest for Component {
     }
 }
 
-export!(Component);
+crate::generated::export!(Component with_types_in crate::generated);
 
 impl From<wit::SafetyThreshold> for plain::SafetyThreshold {
     fn from(t: wit::SafetyThreshold) -> Self {

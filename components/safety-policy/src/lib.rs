@@ -10,5 +10,12 @@ pub mod policy;
 pub mod thresholds;
 pub mod types;
 
+/// The generated WIT types, apart from `bindings` so that a test variant in
+/// tests/guests/ can generate them from its own directory and reuse `bindings`.
+#[cfg(target_arch = "wasm32")]
+mod generated {
+    wit_bindgen::generate!({ path: "../../wit", world: "safety-policy" });
+}
+
 #[cfg(target_arch = "wasm32")]
 mod bindings;
