@@ -887,3 +887,244 @@ pub fn verify_offline(
         .map_err(|e| PolicyError::Runtime(format!("the in-memory registry: {e}")))?;
     Ok(verify_bytes(&runtime, &store.components(), which, bytes).0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyConfig, SafetyThreshold, Screening};
+
+    fn guest(stem: &str) -> Vec<u8> {
+        let path = format!("{}/{stem}.wasm", env!("APERTURE_GUEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("guest {path}: {e}"))
+    }
+
+    fn policies(store: &aperture_store::Store) -> Policies {
+        Policies::open(
+            store.components(),
+            &Sources::default(),
+            CallLimits::default(),
+            Rollout::default(),
+        )
+        .expect("embedded components load")
+    }
+
+    fn body(prompt: &str) -> String {
+        json!({ "prompt": prompt }).to_string()
+    }
+
+    fn request(prompt: &str) -> crate::policy::ImageRequest {
+        crate::policy::ImageRequest {
+            model: "gemini-3-pro-image".into(),
+            upstream_model: "gemini-3-pro-image-preview".into(),
+            prompt: prompt.into(),
+            n: 1,
+            aspect_ratio: "1:1".into(),
+            image_size: "1K".into(),
+            style: None,
+            safety_threshold: None,
+            response_format: crate::policy::ResponseFormat::B64Json,
+            output_format: None,
+        }
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let store = aperture_store::Store::in_memory().unwrap();
+        let p = policies(&store);
+        let refused = |which, bytes: &[u8]| match p.install(which, bytes, None) {
+            Err(LifecycleError::Refused(r)) => *r,
+            other => panic!("not refused: {other:?}"),
+        };
+        let garbage = refused(Which::Safety, b"not wasm at all");
+        assert!(garbage.refused.unwrap().contains("not WebAssembly"));
+        let core = wat::parse_str("(module)").unwrap();
+        let core = refused(Which::Safety, &core);
+        assert!(core
+            .refused
+            .unwrap()
+            .contains("core WebAssembly module, not a component"));
+        let wrong = refused(Which::Translator, crate::policy::embedded::CLASSIFIER);
+        assert!(wrong
+            .refused
+            .unwrap()
+            .contains("exports aperture:policy/classifier@0.2.0"));
+        let failing = refused(Which::Safety, &guest("safety_fails_vector"));
+        assert_eq!(failing.failures.len(), 1, "{failing:?}");
+        let f = &failing.failures[0];
+        assert_eq!(f.name, "finish SPII blocks");
+        assert_eq!(f.function, "review");
+        assert_ne!(f.expected, f.actual);
+        assert!(f.input.is_array());
+        assert_eq!(failing.vectors, failing.vectors_passed + 1);
+        // Nothing refused was stored; each refusal is in the history.
+        assert_eq!(store.components().versions(None).unwrap().len(), 3);
+        let refusals = p
+            .history(None, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == "refused")
+            .count();
+        assert_eq!(refusals, 4);
+    }
+
+    #[test]
+    fn a_request_keeps_its_versions_across_activate_and_rollback() {
+        let store = aperture_store::Store::in_memory().unwrap();
+        let p = policies(&store);
+        let embedded = p.active()[1].sha256.clone();
+        let extra = p
+            .install(Which::Safety, &guest("safety_extra_deny"), Some("extra"))
+            .unwrap();
+        assert!(extra.new);
+        assert!(
+            !p.install(Which::Safety, &guest("safety_extra_deny"), None)
+                .unwrap()
+                .new
+        );
+        let config = PolicyConfig { deny_list: vec![] };
+        let term = request("a lighthouse, aperture-canary-term");
+        let before = p.pin("r1");
+        p.activate(Which::Safety, "extra").unwrap();
+        let after = p.pin("r2");
+        let screen = |pin| {
+            p.screen(pin, &term, SafetyThreshold::Medium, &config)
+                .unwrap()
+        };
+        assert!(matches!(screen(&before), Screening::Allow(_)));
+        assert!(matches!(screen(&after), Screening::Deny(_)));
+        assert_eq!(before.served()[1], &embedded[..8]);
+        assert_eq!(after.served()[1], &extra.version.sha256[..8]);
+        p.rollback(Which::Safety).unwrap();
+        assert!(matches!(screen(&p.pin("r3")), Screening::Allow(_)));
+        assert_eq!(p.active()[1].sha256, embedded);
+        let state = store.components().slot("safety").unwrap().unwrap();
+        assert_eq!(
+            state.previous.as_deref(),
+            Some(extra.version.sha256.as_str())
+        );
+        let events: Vec<String> = p
+            .history(Some(Which::Safety), 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            events,
+            // The embedded default installed and activated at the first start, then ours.
+            [
+                "installed",
+                "activated",
+                "installed",
+                "activated",
+                "rolled_back"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trapping_canary_falls_back_and_aborts_itself() {
+        let store = aperture_store::Store::in_memory().unwrap();
+        let p = policies(&store);
+        let trap = p
+            .install(Which::Translator, &guest("translator_trap"), None)
+            .unwrap()
+            .version;
+        p.set_candidate(Which::Translator, &trap.sha256[..8], Mode::Canary(99))
+            .unwrap();
+        // Requests in the canary share are served by it (no trap without the trigger).
+        let on_canary: Vec<_> = (0..50)
+            .map(|i| p.pin(&format!("req-{i}")))
+            .filter(|pin| pin.translator.on_canary())
+            .collect();
+        assert!(on_canary.len() > 40, "{}", on_canary.len());
+        assert!(p
+            .parse_request(&on_canary[0], &body("a fox"))
+            .unwrap()
+            .is_ok());
+        // A trap is redone on the active version: the caller sees a success.
+        let pin = &on_canary[1];
+        let parsed = p.parse_request(pin, &body("a fox, trap-me")).unwrap();
+        assert!(parsed.is_ok());
+        assert!(
+            !pin.translator.on_canary(),
+            "the rest of the request runs on the active version"
+        );
+        // One failure reaches the default limit: the candidate is gone, marked failed.
+        assert!(p.pin("req-next").translator.canary.is_none());
+        let state = store.components().slot("translator").unwrap().unwrap();
+        assert_eq!(state.candidate, None);
+        let stored = store.components().version(&trap.sha256).unwrap().unwrap();
+        assert_eq!(stored.state, VersionState::Failed);
+        let last = p.history(Some(Which::Translator), 1).unwrap().remove(0);
+        assert_eq!(last.event, "aborted");
+        assert!(last.reason.starts_with("automatic"), "{}", last.reason);
+        // A failed version is not offered again as a candidate.
+        assert!(matches!(
+            p.set_candidate(Which::Translator, &trap.sha256, Mode::Shadow),
+            Err(LifecycleError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn shadow_counts_disagreements_and_serves_the_active_result() {
+        let store = aperture_store::Store::in_memory().unwrap();
+        let p = policies(&store);
+        let extra = p
+            .install(Which::Safety, &guest("safety_extra_deny"), None)
+            .unwrap()
+            .version;
+        p.set_candidate(Which::Safety, &extra.sha256, Mode::Shadow)
+            .unwrap();
+        let config = PolicyConfig { deny_list: vec![] };
+        for (i, prompt) in ["a lake", "a lake, aperture-canary-term", "a hill"]
+            .iter()
+            .enumerate()
+        {
+            let pin = p.pin(&format!("s{i}"));
+            let r = p
+                .screen(&pin, &request(prompt), SafetyThreshold::Medium, &config)
+                .unwrap();
+            assert!(matches!(r, Screening::Allow(_)), "{prompt}: {r:?}");
+        }
+        let list = p.list().unwrap();
+        let versions = list["slots"]["safety"]["versions"].as_array().unwrap();
+        let shadow = versions
+            .iter()
+            .find(|v| v["role"] == "candidate")
+            .expect("the candidate is listed");
+        assert_eq!(shadow["stats"]["shadow_calls"], 3, "{shadow:#}");
+        assert_eq!(shadow["stats"]["disagreements"], 1, "{shadow:#}");
+        assert_eq!(shadow["stats"]["outcomes"]["deny"], 1, "{shadow:#}");
+        p.promote(Which::Safety).unwrap();
+        assert_eq!(p.active()[1].sha256, extra.sha256);
+    }
+
+    #[test]
+    fn a_restart_serves_the_same_active_and_candidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let (active, candidate) = {
+            let store = aperture_store::Store::open(&path).unwrap();
+            let p = policies(&store);
+            let ns = p
+                .install(Which::Translator, &guest("translator_namespace"), None)
+                .unwrap()
+                .version;
+            let extra = p
+                .install(Which::Safety, &guest("safety_extra_deny"), None)
+                .unwrap()
+                .version;
+            p.activate(Which::Translator, &ns.sha256).unwrap();
+            p.set_candidate(Which::Safety, &extra.sha256, Mode::Canary(25))
+                .unwrap();
+            (ns.sha256, extra.sha256)
+        };
+        let store = aperture_store::Store::open(&path).unwrap();
+        let p = policies(&store);
+        assert_eq!(p.active()[0].sha256, active);
+        let set = p.safety.load();
+        let (c, mode) = set.candidate.as_ref().expect("candidate kept");
+        assert_eq!(c.info.sha256, candidate);
+        assert_eq!(*mode, Mode::Canary(25));
+    }
+}
