@@ -16,6 +16,7 @@ mod generation;
 mod guest_variants;
 mod limits;
 mod logs;
+mod policy;
 mod protocol;
 mod safety;
 mod shapes;
