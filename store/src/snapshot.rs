@@ -29,7 +29,7 @@ pub struct Inventory {
 
 /// Names of the tables [`copy_tables`] copies; a test checks it covers every table the store creates.
 #[cfg(test)]
-pub(crate) const COPIED: [&str; 9] = [
+pub(crate) const COPIED: [&str; 14] = [
     "meta",
     "accounts",
     "client_keys",
@@ -39,6 +39,12 @@ pub(crate) const COPIED: [&str; 9] = [
     "cache_entries",
     "cache_by_access",
     "cache_by_created",
+    "component_versions",
+    "component_bytes",
+    "component_slots",
+    "component_events",
+    // Created empty in a backup: compiled artifacts are a cache, rebuilt at the next start.
+    "component_artifacts",
 ];
 
 impl Store {
