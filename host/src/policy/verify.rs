@@ -323,9 +323,34 @@ pub fn verify(
             return (report, None);
         }
     };
+    // A call stopped at its deadline on a loaded machine (many gateways starting at
+    // once) says little about the component: such cases run again, up to twice, and
+    // only a case that times out every time counts against it.
+    let mut runs = runs;
+    for _ in 0..2 {
+        let again: Vec<_> = file
+            .cases
+            .iter()
+            .filter(|c| runs.iter().any(|r| r.timed_out && r.name == c.name))
+            .cloned()
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        let retry = VectorFile {
+            cases: again,
+            ..file.clone()
+        };
+        if let Ok(second) = vectors::run_cases(runtime, which, &pre, &retry) {
+            for s in second {
+                if let Some(r) = runs.iter_mut().find(|r| r.name == s.name) {
+                    *r = s;
+                }
+            }
+        }
+    }
     // A translator's cache namespace is its own identity, not behaviour to conform
     // to: any non-empty string passes (the vectors pin the default translator's).
-    let mut runs = runs;
     for r in &mut runs {
         if r.function == "cache-namespace"
             && !r.timed_out
