@@ -34,17 +34,17 @@ fn bench_component_call() {
     let policies =
         Policies::load(&Sources::default(), CallLimits::default()).expect("components load");
     let body = r#"{"model":"gemini-3-pro-image","prompt":"A serene lake at dawn","size":"1792x1024","quality":"hd","n":2}"#;
+    let pin = policies.pin("bench");
     for _ in 0..200 {
         policies
-            .parse_request(body)
+            .parse_request(&pin, body)
             .expect("call")
-            .0
             .expect("valid");
     }
     let samples = (0..5000)
         .map(|_| {
             let t = Instant::now();
-            let _ = policies.parse_request(body).expect("call");
+            let _ = policies.parse_request(&pin, body).expect("call");
             t.elapsed()
         })
         .collect();

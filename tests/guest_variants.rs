@@ -8,9 +8,25 @@ use std::time::Duration;
 
 use aperture::policy::vectors::{Mismatch, VectorFile};
 use aperture::policy::{
-    CallLimits, ImageRequest, Policies, PolicyConfig, PolicyError, ResponseFormat, SafetyThreshold,
-    Screening, Sources, Which,
+    CallLimits, ImageRequest, LifecycleError, Policies, PolicyConfig, PolicyError, ResponseFormat,
+    SafetyThreshold, Screening, Sources, Which,
 };
+
+/// Install `bytes` (verified) and make them active, as `aperture policy install` + `activate` do.
+fn swap(p: &Policies, which: Which, bytes: Vec<u8>) -> Result<(), LifecycleError> {
+    let installed = p.install(which, &bytes, None)?;
+    p.activate(which, &installed.version.sha256).map(drop)
+}
+
+/// Parse `body` on the slots' current versions: the result and the translator's namespace.
+fn parse(
+    p: &Policies,
+    body: &str,
+) -> Result<(Result<ImageRequest, aperture::policy::UserError>, String), PolicyError> {
+    let pin = p.pin("guest-variants");
+    let parsed = p.parse_request(&pin, body)?;
+    Ok((parsed, pin.namespace().to_string()))
+}
 
 /// A test guest's built `.wasm`, as lifecycle tests find it.
 fn guest(stem: &str) -> Vec<u8> {
@@ -77,17 +93,18 @@ fn safety_extra_deny_is_the_real_policy_plus_one_denied_term() {
     let p = policies(Duration::from_secs(5));
     let config = PolicyConfig { deny_list: vec![] };
     let screen = |p: &Policies, prompt: &str| {
-        p.screen(&request(prompt), SafetyThreshold::Medium, &config)
-            .expect("screen runs")
+        p.screen(
+            &p.pin("t"),
+            &request(prompt),
+            SafetyThreshold::Medium,
+            &config,
+        )
+        .expect("screen runs")
     };
     let canary = "a lighthouse, aperture-canary-term";
     assert!(matches!(screen(&p, canary), Screening::Allow(_)));
-    p.swap(
-        Which::Safety,
-        guest("safety_extra_deny"),
-        "safety_extra_deny".into(),
-    )
-    .expect("safety_extra_deny loads in the safety slot");
+    swap(&p, Which::Safety, guest("safety_extra_deny"))
+        .expect("safety_extra_deny loads in the safety slot");
     match screen(&p, canary) {
         Screening::Deny(d) => assert_eq!(d.code, "IMG_SAFETY_BLOCKED"),
         other => panic!("the canary term was not denied: {other:?}"),
@@ -114,14 +131,10 @@ fn translator_namespace_differs_only_in_its_cache_namespace() {
         vec!["cache namespace".to_string()]
     );
     let p = policies(Duration::from_secs(5));
-    let (_, real) = p.parse_request(&body("a fox")).expect("parse runs");
-    p.swap(
-        Which::Translator,
-        guest("translator_namespace"),
-        "translator_namespace".into(),
-    )
-    .expect("translator_namespace loads in the translator slot");
-    let (parsed, variant) = p.parse_request(&body("a fox")).expect("parse runs");
+    let (_, real) = parse(&p, &body("a fox")).expect("parse runs");
+    swap(&p, Which::Translator, guest("translator_namespace"))
+        .expect("translator_namespace loads in the translator slot");
+    let (parsed, variant) = parse(&p, &body("a fox")).expect("parse runs");
     assert!(parsed.is_ok());
     assert_ne!(variant, real);
 }
@@ -137,14 +150,10 @@ fn translator_trap_traps_on_its_trigger_only() {
         Vec::<String>::new()
     );
     let p = policies(Duration::from_secs(5));
-    p.swap(
-        Which::Translator,
-        guest("translator_trap"),
-        "translator_trap".into(),
-    )
-    .expect("translator_trap loads in the translator slot");
-    assert!(p.parse_request(&body("a fox")).expect("no trap").0.is_ok());
-    let err = p.parse_request(&body("a fox, trap-me")).unwrap_err();
+    swap(&p, Which::Translator, guest("translator_trap"))
+        .expect("translator_trap loads in the translator slot");
+    assert!(parse(&p, &body("a fox")).expect("no trap").0.is_ok());
+    let err = parse(&p, &body("a fox, trap-me")).unwrap_err();
     assert!(matches!(err, PolicyError::Trap { .. }), "{err}");
 }
 
@@ -159,14 +168,10 @@ fn translator_loop_runs_past_the_deadline_on_its_trigger_only() {
         Vec::<String>::new()
     );
     let p = policies(Duration::from_millis(100));
-    p.swap(
-        Which::Translator,
-        guest("translator_loop"),
-        "translator_loop".into(),
-    )
-    .expect("translator_loop loads in the translator slot");
-    assert!(p.parse_request(&body("a fox")).expect("no loop").0.is_ok());
-    let err = p.parse_request(&body("a fox, loop-me")).unwrap_err();
+    swap(&p, Which::Translator, guest("translator_loop"))
+        .expect("translator_loop loads in the translator slot");
+    assert!(parse(&p, &body("a fox")).expect("no loop").0.is_ok());
+    let err = parse(&p, &body("a fox, loop-me")).unwrap_err();
     assert!(matches!(err, PolicyError::Timeout { .. }), "{err}");
 }
 
@@ -175,14 +180,16 @@ fn translator_wit_010_targets_the_frozen_0_1_0_package_and_is_refused() {
     let bytes = guest("translator_wit_010");
     let p = policies(Duration::from_secs(5));
     let before = p.active()[0].sha256.clone();
-    let err = p
-        .swap(
-            Which::Translator,
-            bytes.clone(),
-            "translator_wit_010".into(),
-        )
-        .unwrap_err();
-    assert!(matches!(err, PolicyError::Invalid { .. }), "{err}");
+    let err = swap(&p, Which::Translator, bytes.clone()).unwrap_err();
+    match &err {
+        LifecycleError::Refused(report) => {
+            let why = report.refused.as_deref().unwrap_or("");
+            assert!(why.contains("aperture:policy@0.1.0"), "{why}");
+            assert!(why.contains("aperture:policy@0.2.0"), "{why}");
+            assert_eq!(report.wit_version.as_deref(), Some("0.1.0"));
+        }
+        other => panic!("not refused for its version: {other}"),
+    }
     assert_eq!(p.active()[0].sha256, before);
     // It exports the 0.1.0 interface, not the host's 0.2.0 one.
     let text = String::from_utf8_lossy(&bytes);

@@ -60,13 +60,13 @@ fn a_component_of_the_wrong_world_is_refused_and_the_active_one_stays() {
         .expect("embedded components load");
     let before = policies.active()[0].sha256.clone();
     let err = policies
-        .swap(
-            Which::Translator,
-            embedded::SAFETY.to_vec(),
-            "safety-as-translator".into(),
-        )
+        .install(Which::Translator, embedded::SAFETY, None)
         .unwrap_err();
-    assert!(err.to_string().contains("translator"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("exports aperture:policy/safety@0.2.0 (another slot's interface)"),
+        "{err}"
+    );
     assert_eq!(policies.active()[0].sha256, before);
 }
 
@@ -83,7 +83,7 @@ fn a_component_that_asks_for_more_than_cli_and_io_is_refused() {
     let policies = Policies::load(&Sources::default(), CallLimits::default())
         .expect("embedded components load");
     let err = policies
-        .swap(Which::Safety, wants_randomness, "wants-randomness".into())
+        .install(Which::Safety, &wants_randomness, None)
         .unwrap_err();
     assert!(err.to_string().contains("wasi:random/random"), "{err}");
 }

@@ -132,13 +132,12 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let (parts, body) = req.into_parts();
-    let body = read_body(
-        body,
-        &parts.headers,
-        MAX_ADMIN_BODY,
-        app.live.load().body_timeout,
-    )
-    .await?;
+    let limit = if crate::admin_policy::takes_component(&path) {
+        crate::admin_policy::MAX_COMPONENT_BYTES
+    } else {
+        MAX_ADMIN_BODY
+    };
+    let body = read_body(body, &parts.headers, limit, app.live.load().body_timeout).await?;
     // Segments are percent-decoded: a label `team a` arrives as `team%20a`.
     let decoded: Vec<String> = path
         .trim_start_matches("/admin/")
@@ -152,6 +151,18 @@ pub async fn handle(
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v, id));
     let app = app.clone();
+    if let Some(answer) = crate::admin_policy::handle(
+        &app,
+        &method,
+        &segments,
+        parts.uri.query(),
+        body.clone(),
+        id,
+    )
+    .await
+    {
+        return answer;
+    }
     match (&method, segments.as_slice()) {
         (&Method::GET, ["accounts"]) => ok(json!({"accounts": app.accounts.list(now_ms())})),
         (&Method::POST, ["accounts"]) => {
@@ -327,7 +338,9 @@ pub async fn handle(
         (&Method::GET, ["store", "backup"]) => {
             crate::backup::snapshot(&app, crate::backup::include_cache(parts.uri.query()), id).await
         }
-        (_, segments) => match allowed_methods(segments) {
+        (_, segments) => match allowed_methods(segments)
+            .or_else(|| crate::admin_policy::allowed_methods(segments))
+        {
             Some(allowed) => Err(GatewayError::MethodNotAllowed {
                 method: method.to_string(),
                 path,

@@ -22,7 +22,7 @@ macro_rules! out {
 }
 
 /// A label or id as one URL path segment (`team a` -> `team%20a`, `a/b` -> `a%2Fb`).
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -84,6 +84,24 @@ pub(crate) async fn request(
     path: &str,
     body: Option<Bytes>,
 ) -> Result<Bytes> {
+    let (status, bytes) = request_with_status(remote, method, path, body).await?;
+    if !status.is_success() {
+        let msg = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        bail!("the gateway refused ({status}): {msg}");
+    }
+    Ok(bytes)
+}
+
+/// [`request`] that hands back any answer with its status.
+pub(crate) async fn request_with_status(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<(http::StatusCode, Bytes)> {
     let admin_key = std::env::var("APERTURE_ADMIN_KEY").map_err(|_| {
         anyhow!("set APERTURE_ADMIN_KEY to the gateway's admin key (demo mode prints one at start)")
     })?;
@@ -117,14 +135,7 @@ pub(crate) async fn request(
         .await
         .context("reading the gateway's answer")?
         .to_bytes();
-    if !status.is_success() {
-        let msg = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        bail!("the gateway refused ({status}): {msg}");
-    }
-    Ok(bytes)
+    Ok((status, bytes))
 }
 
 fn print(remote: &Remote, value: &Value, table: impl FnOnce(&Value)) {

@@ -73,6 +73,9 @@ pub enum StartError {
     /// A component cannot be loaded.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    /// The component registry cannot be opened.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::policy::LifecycleError),
 }
 
 /// Client keys from the configuration (held as sha256) plus those in the store.
@@ -224,7 +227,12 @@ impl App {
             CacheBackend::Memory => Some(Store::in_memory().map_err(store_err)?.cache(limits)),
             CacheBackend::None => None,
         };
-        let policies = Policies::load(&config.components.sources, config.components.limits)?;
+        let policies = Policies::open(
+            store.components(),
+            &config.components.sources,
+            config.components.limits,
+            config.components.rollout,
+        )?;
         let keys = ClientKeys {
             configured: config
                 .api_keys

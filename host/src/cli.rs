@@ -66,6 +66,16 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Verify, install and roll out policy components (docs/policy.md); all but
+    /// `verify` talk to a running gateway's admin API.
+    Policy {
+        /// Where the gateway is.
+        #[command(flatten)]
+        remote: Remote,
+        /// What to do.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Back up a running gateway's store; restore, repair or re-key a stopped one's.
     Store {
         /// What to do.
@@ -322,5 +332,87 @@ pub enum StoreAction {
         /// The stopped gateway's data dir [default: ~/.aperture].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+/// `aperture policy …`. SLOT is `translator`, `safety` or `classifier`; REF is a
+/// sha256 prefix of at least 8 hex digits, or a label.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Verify a component offline (no gateway needed): exit 0 only if it passes.
+    Verify {
+        /// The component's .wasm file.
+        file: PathBuf,
+        /// The slot it is meant for.
+        #[arg(long)]
+        slot: String,
+    },
+    /// Verify and store a component version; prints its sha256 and the report.
+    Install {
+        /// The component's .wasm file.
+        file: PathBuf,
+        /// The slot it is meant for.
+        #[arg(long)]
+        slot: String,
+        /// A label to refer to it by (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Per slot: versions, their roles and live counters.
+    List,
+    /// Run REF beside the active version on live traffic; clients keep the active result.
+    Shadow {
+        /// The slot.
+        slot: String,
+        /// The version.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// Serve REF to N% of requests (by a hash of the request id).
+    Canary {
+        /// The slot.
+        slot: String,
+        /// The version.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Share of requests, 1-99.
+        #[arg(long)]
+        percent: u8,
+    },
+    /// Make the candidate active (the active one becomes previous).
+    Promote {
+        /// The slot.
+        slot: String,
+    },
+    /// Drop the candidate.
+    Abort {
+        /// The slot.
+        slot: String,
+    },
+    /// Make REF active at once.
+    Activate {
+        /// The slot.
+        slot: String,
+        /// The version.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+    /// Make the previous version active again.
+    Rollback {
+        /// The slot.
+        slot: String,
+    },
+    /// Lifecycle events, oldest first.
+    History {
+        /// Only this slot.
+        slot: Option<String>,
+    },
+    /// Write a version's bytes to stdout (the active one without REF).
+    Export {
+        /// The slot.
+        slot: String,
+        /// The version.
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
     },
 }

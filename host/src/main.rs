@@ -53,5 +53,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stats { since, remote } => aperture::stats::cli::run(&remote, &since).await,
         Command::Store { action } => aperture::store_cli::run(&action).await,
+        Command::Policy { remote, action } => aperture::policy_cli::run(&remote, &action).await,
     }
 }

@@ -186,10 +186,17 @@ async fn generations(
                     allowed: "POST",
                 }),
             };
-            let (response, error) = match result {
+            let (mut response, error) = match result {
                 Ok(response) => (response, None),
                 Err(e) => (e.render(&id), Some(e)),
             };
+            if let Some(v) = ctx
+                .policy
+                .as_ref()
+                .and_then(|p| http::HeaderValue::from_str(&p.header()).ok())
+            {
+                response.headers_mut().insert("x-aperture-policy", v);
+            }
             if gone.load(Ordering::SeqCst) {
                 let closed = GatewayError::ClientClosed {
                     completed: error.is_none(),

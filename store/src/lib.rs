@@ -11,6 +11,7 @@
 mod account_rows;
 mod accounts;
 mod cache;
+mod components;
 mod error;
 #[cfg(test)]
 mod faults;
@@ -27,6 +28,10 @@ mod tables;
 
 pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
 pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, PutOutcome};
+pub use components::{
+    Candidate, CandidateMode, ComponentStore, ComponentVersion, LifecycleEvent, SlotState,
+    VersionState,
+};
 pub use error::StoreError;
 pub use keys::KeyStore;
 pub use limits::{KeyLimits, KeyUsage};

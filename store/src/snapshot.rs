@@ -29,7 +29,7 @@ pub struct Inventory {
 
 /// Names of the tables [`copy_tables`] copies; a test checks it covers every table the store creates.
 #[cfg(test)]
-pub(crate) const COPIED: [&str; 11] = [
+pub(crate) const COPIED: [&str; 16] = [
     "meta",
     "rollup_minutes",
     "rollup_hours",
@@ -41,6 +41,12 @@ pub(crate) const COPIED: [&str; 11] = [
     "cache_entries",
     "cache_by_access",
     "cache_by_created",
+    "component_versions",
+    "component_bytes",
+    "component_slots",
+    "component_events",
+    // Created empty in a backup: compiled artifacts are a cache, rebuilt at the next start.
+    "component_artifacts",
 ];
 
 impl Store {
@@ -98,6 +104,21 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     Ok(())
 }
 
+/// [`copy_table`] for a table the source may not have (it is then created empty).
+fn copy_optional<K: Key + 'static, V: Value + 'static>(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    match from.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            to.open_table(def)?;
+            Ok(())
+        }
+        _ => copy_table(from, to, def),
+    }
+}
+
 /// Copies every table (the cache tables only when `include_cache`; otherwise they are created empty and
 /// the cache totals are zero).
 pub(crate) fn copy_tables(
@@ -112,6 +133,12 @@ pub(crate) fn copy_tables(
     copy_table(from, to, tables::CLIENT_KEY_USAGE)?;
     copy_table(from, to, tables::ROLLUP_MINUTES)?;
     copy_table(from, to, tables::ROLLUP_HOURS)?;
+    // Stores from before the component registry have none of its tables.
+    copy_optional(from, to, tables::COMPONENT_VERSIONS)?;
+    copy_optional(from, to, tables::COMPONENT_BYTES)?;
+    copy_optional(from, to, tables::COMPONENT_SLOTS)?;
+    copy_optional(from, to, tables::COMPONENT_EVENTS)?;
+    to.open_table(tables::COMPONENT_ARTIFACTS)?;
     if include_cache {
         copy_table(from, to, tables::CACHE_PAYLOADS)?;
         copy_table(from, to, tables::CACHE_ENTRIES)?;

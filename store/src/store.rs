@@ -195,6 +195,11 @@ impl Store {
         Ok(AccountPool::new(self.clone(), state))
     }
 
+    /// The policy component registry.
+    pub fn components(&self) -> crate::components::ComponentStore {
+        crate::components::ComponentStore::new(self.clone())
+    }
+
     /// The client-key store.
     pub fn keys(&self) -> KeyStore {
         KeyStore::new(self.clone())
@@ -461,6 +466,11 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(tables::CLIENT_KEY_USAGE)?;
         txn.open_table(tables::ROLLUP_MINUTES)?;
         txn.open_table(tables::ROLLUP_HOURS)?;
+        txn.open_table(tables::COMPONENT_VERSIONS)?;
+        txn.open_table(tables::COMPONENT_BYTES)?;
+        txn.open_table(tables::COMPONENT_SLOTS)?;
+        txn.open_table(tables::COMPONENT_EVENTS)?;
+        txn.open_table(tables::COMPONENT_ARTIFACTS)?;
     }
     txn.commit()?;
     Ok(())

@@ -15,6 +15,11 @@
 //! | `client_key_usage` | `&str` (label) | `(rate_tat_ms, day_reset_ms, images_today)` | per-key counters, written in batches (see `limits.rs`) |
 //! | `rollup_minutes` | `u64` (minute start, unix ms) | `&[u8]` (JSON of [`crate::Bucket`]) | traffic per minute, kept one day (see `rollups.rs`) |
 //! | `rollup_hours` | `u64` (hour start, unix ms) | `&[u8]` (JSON of [`crate::Bucket`]) | traffic per hour, kept 30 days |
+//! | `component_versions` | `&str` (sha256 hex) | `&str` (JSON of [`crate::ComponentVersion`]) | installed policy component versions |
+//! | `component_bytes` | `&str` (sha256 hex) | `&[u8]` | their bytes |
+//! | `component_slots` | `&str` (slot) | `&str` (JSON of [`crate::SlotState`]) | active / candidate / previous per slot |
+//! | `component_events` | `u64` (sequence) | `&str` (JSON of [`crate::LifecycleEvent`]) | bounded lifecycle history |
+//! | `component_artifacts` | `&str` (`sha256:engine hash`) | `&[u8]` | compiled components (a cache: not backed up) |
 
 use redb::TableDefinition;
 
@@ -66,3 +71,22 @@ pub(crate) const ROLLUP_MINUTES: TableDefinition<u64, &[u8]> =
 
 /// Traffic rollups per hour (kept 30 days): hour start (unix ms) -> JSON of a [`crate::Bucket`].
 pub(crate) const ROLLUP_HOURS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollup_hours");
+/// Installed component versions by sha256 hex, each row the JSON of a [`crate::ComponentVersion`].
+pub(crate) const COMPONENT_VERSIONS: TableDefinition<&str, &str> =
+    TableDefinition::new("component_versions");
+
+/// Component bytes by sha256 hex.
+pub(crate) const COMPONENT_BYTES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("component_bytes");
+
+/// Per-slot lifecycle state, each row the JSON of a [`crate::SlotState`].
+pub(crate) const COMPONENT_SLOTS: TableDefinition<&str, &str> =
+    TableDefinition::new("component_slots");
+
+/// Lifecycle events by sequence number, each row the JSON of a [`crate::LifecycleEvent`].
+pub(crate) const COMPONENT_EVENTS: TableDefinition<u64, &str> =
+    TableDefinition::new("component_events");
+
+/// Compiled components by `sha256:engine hash` (a cache; left out of backups).
+pub(crate) const COMPONENT_ARTIFACTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("component_artifacts");

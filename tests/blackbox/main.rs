@@ -18,6 +18,7 @@ mod guest_variants;
 mod limits;
 mod logs;
 mod metrics;
+mod policy;
 mod protocol;
 mod safety;
 mod shapes;

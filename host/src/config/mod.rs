@@ -140,6 +140,8 @@ pub struct Components {
     pub sources: crate::policy::Sources,
     /// Per-call limits.
     pub limits: crate::policy::CallLimits,
+    /// Canary and shadow limits (`[policy]`).
+    pub rollout: crate::policy::Rollout,
 }
 
 /// Parse `OFF|LOW|MEDIUM|HIGH` (any case).
@@ -318,6 +320,7 @@ impl Config {
                 },
                 ..defaults
             },
+            rollout: rollout(&raw.policy, &mut errors),
         };
 
         let max_body_bytes = match raw.server.max_body_bytes.unwrap_or(1 << 20) {
@@ -430,6 +433,29 @@ impl Config {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// `[policy]`: the canary and shadow limits.
+fn rollout(raw: &raw::RawPolicy, errors: &mut Vec<String>) -> crate::policy::Rollout {
+    let d = crate::policy::Rollout::default();
+    let margin = match raw.canary_abort_margin_percent {
+        None => d.abort_failure_margin,
+        Some(m) if (0.0..=100.0).contains(&m) => m / 100.0,
+        Some(m) => {
+            errors.push(format!(
+                "policy.canary_abort_margin_percent {m} must be between 0 and 100"
+            ));
+            d.abort_failure_margin
+        }
+    };
+    crate::policy::Rollout {
+        abort_after_failures: raw
+            .canary_abort_after_failures
+            .unwrap_or(d.abort_after_failures),
+        abort_failure_margin: margin,
+        min_calls_for_share: raw.canary_min_calls.unwrap_or(d.min_calls_for_share),
+        log_disagreements: raw.shadow_log_disagreements.unwrap_or(d.log_disagreements),
     }
 }
 

@@ -49,6 +49,19 @@ pub struct RawConfig {
     /// `[pricing."MODEL"] SIZE = USD`: per-image upstream prices (see `crate::pricing`).
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+/// `[policy]`: limits of canary and shadow rollouts (docs/policy.md).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub canary_abort_after_failures: Option<u64>,
+    pub canary_abort_margin_percent: Option<f64>,
+    pub canary_min_calls: Option<u64>,
+    pub shadow_log_disagreements: Option<u64>,
 }
 
 /// `[limits]`: the defaults of every client key (a key's own limits, set with `aperture keys`, win).

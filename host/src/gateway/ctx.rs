@@ -60,6 +60,8 @@ pub struct Ctx {
     pub stats: Option<std::sync::Arc<crate::stats::Stats>>,
     /// The client's address (`X-Forwarded-For` from a trusted proxy, else the peer).
     pub client_ip: Option<std::net::IpAddr>,
+    /// The policy component versions this request uses, taken once at its start.
+    pub policy: Option<crate::policy::PolicySnapshot>,
 }
 
 impl Ctx {
@@ -82,7 +84,15 @@ impl Ctx {
             coalesced: false,
             stats: None,
             client_ip: None,
+            policy: None,
         }
+    }
+
+    /// The request's policy versions, pinned on first use (every phase after uses the same ones).
+    pub fn policy(&mut self, app: &crate::app::App) -> crate::policy::PolicySnapshot {
+        self.policy
+            .get_or_insert_with(|| app.policies.pin(&self.request_id))
+            .clone()
     }
 
     /// Note an account that made an upstream call.

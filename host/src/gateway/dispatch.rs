@@ -19,6 +19,8 @@ use crate::redact::Redactor;
 
 /// What every call for one request's images shares.
 struct ImageCall {
+    /// The policy versions of the request that leads this dispatch.
+    pin: crate::policy::PolicySnapshot,
     /// The `generateContent` body (the same for each image).
     body: Arc<str>,
     /// The upstream model id, checked.
@@ -78,18 +80,20 @@ pub struct DispatchReport {
 /// Generate all `n` images of `request`.
 pub async fn run(
     app: &Arc<App>,
+    pin: &crate::policy::PolicySnapshot,
     request: &ImageRequest,
     settings: Vec<SafetySetting>,
     partial: &mut Partial,
     report: &mut DispatchReport,
 ) -> Result<Generated, GatewayError> {
     check_request(request)?;
-    let (app2, req) = (app.clone(), request.clone());
+    let (app2, req, pin2) = (app.clone(), request.clone(), pin.clone());
     let body: Arc<str> = app
-        .policy_blocking(move || app2.policies.build_upstream_body(&req, &settings))
+        .policy_blocking(move || app2.policies.build_upstream_body(&pin2, &req, &settings))
         .await??
         .into();
     let call = Arc::new(ImageCall {
+        pin: pin.clone(),
         body,
         model: request.upstream_model.clone(),
         output_format: request.output_format,
@@ -233,9 +237,14 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
             |outcome, images| crate::metrics::upstream_call(&lease.label, outcome, took, images);
         let failure = match &answer {
             Ok(reply) if reply.status == 200 => {
-                let (app2, bytes, format) = (app.clone(), reply.body.clone(), call.output_format);
+                let (app2, bytes, format, pin) = (
+                    app.clone(),
+                    reply.body.clone(),
+                    call.output_format,
+                    call.pin.clone(),
+                );
                 let result = app
-                    .policy_blocking(move || interpret::success(&app2, &bytes, format))
+                    .policy_blocking(move || interpret::success(&app2, &pin, &bytes, format))
                     .await
                     .and_then(|r| r);
                 match &result {
@@ -293,7 +302,7 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         let (app2, call2) = (app.clone(), call.clone());
         let classified = app
             .policy_blocking(move || {
-                let mut c = app2.policies.classify(&failure)?;
+                let mut c = app2.policies.classify(&call2.pin, &failure)?;
                 // Upstream text may echo a key or the prompt: redact before it goes anywhere.
                 c.message = call2.redactor.redact(&c.message);
                 match &c.account_action {

@@ -32,6 +32,7 @@ pub struct CallResult {
 /// Runs component calls and image conversion: call it from `blocking`.
 pub fn success(
     app: &App,
+    pin: &crate::policy::PolicySnapshot,
     body: &Bytes,
     output_format: Option<OutputFormat>,
 ) -> Result<CallResult, GatewayError> {
@@ -49,7 +50,7 @@ pub fn success(
     let mut blobs = blobs::extract(&mut value);
     let outcome = app
         .policies
-        .parse_response(&value.to_string())?
+        .parse_response(pin, &value.to_string())?
         .map_err(malformed)?;
     match outcome {
         UpstreamOutcome::Images(generation) => {
@@ -84,7 +85,7 @@ pub fn success(
                 },
             })
         }
-        UpstreamOutcome::NoImage(verdict) => match app.policies.review(&verdict)? {
+        UpstreamOutcome::NoImage(verdict) => match app.policies.review(pin, &verdict)? {
             ReviewOutcome::Blocked(block) => {
                 Err(GatewayError::SafetyBlocked { reason: block.reason, categories: block.categories, local: false, prompt: verdict.block_reason.is_some() })
             }

@@ -11,6 +11,8 @@ macro_rules! request_line {
         let (ctx, error): (&Ctx, Option<&GatewayError>) = ($ctx, $error);
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         let message = error.map(|e| e.to_string());
+        let versions = ctx.policy.as_ref().map(|p| p.served());
+        let version = |i: usize| versions.map(|v| v[i]).unwrap_or("-");
         tracing::$level!(
             target: "aperture::request",
             request_id = %ctx.request_id,
@@ -28,6 +30,9 @@ macro_rules! request_line {
             safety_threshold = ctx.safety_threshold.unwrap_or("-"),
             upstream_calls = ctx.upstream_calls,
             coalesced = ctx.coalesced,
+            translator = version(0),
+            safety = version(1),
+            classifier = version(2),
             error_type = error.map(|e| error_type_name(e.error_type())),
             error_code = error.map(|e| e.code()),
             error_message = message.as_deref(),

@@ -10,11 +10,19 @@ use super::ctx::{CacheStatus, Ctx};
 use crate::app::{blocking, now_ms, App};
 use crate::config::threshold_name;
 use crate::generated::Generated;
-use crate::policy::{hex, ImageRequest, OutputFormat, SafetyThreshold};
+use crate::policy::{hex, ImageRequest, OutputFormat, SafetySetting, SafetyThreshold};
 
 /// sha256 over every field that changes the images (not `response_format`),
-/// each length-prefixed so no two requests can collide by concatenation.
-pub fn cache_key(namespace: &str, req: &ImageRequest, threshold: SafetyThreshold) -> CacheKey {
+/// each length-prefixed so no two requests can collide by concatenation: the
+/// translator's namespace, the canonical request and the safety settings the
+/// safety policy returned for it, so a policy change never serves an image made
+/// under other settings, and a rollback finds the old entries again.
+pub fn cache_key(
+    namespace: &str,
+    req: &ImageRequest,
+    threshold: SafetyThreshold,
+    settings: &[SafetySetting],
+) -> CacheKey {
     let mut h = Sha256::new();
     let n = [req.n];
     let format: &[u8] = match req.output_format {
@@ -38,6 +46,13 @@ pub fn cache_key(namespace: &str, req: &ImageRequest, threshold: SafetyThreshold
     for f in fields {
         h.update((f.len() as u64).to_le_bytes());
         h.update(f);
+    }
+    h.update((settings.len() as u64).to_le_bytes());
+    for s in settings {
+        for f in [s.category.as_bytes(), s.threshold.as_bytes()] {
+            h.update((f.len() as u64).to_le_bytes());
+            h.update(f);
+        }
     }
     h.finalize().into()
 }

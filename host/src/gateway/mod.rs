@@ -53,14 +53,17 @@ pub async fn generate(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
-    let (mut request, namespace) = parse::run(app, ctx, body).await?;
+    // Each slot's version is taken once, here, and used by every phase after.
+    let pin = ctx.policy(app);
+    let mut request = parse::run(app, ctx, body).await?;
     limits::threshold(app, ctx, live, &mut request)?;
     let settings = screen::run(app, ctx, live, &request).await?;
 
     let key = lookup::cache_key(
-        &namespace,
+        pin.namespace(),
         &request,
         screen::effective_threshold(live, &request),
+        &settings,
     );
     let fresh = wants_fresh(headers);
     if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
@@ -87,7 +90,7 @@ pub async fn generate(
                 tracing::info!(request_id = %ctx.request_id, key = %lookup::key_prefix(&key), images = partial.reused(), "Partial result reused");
             }
             let deadline = live.request_deadline;
-            match tokio::time::timeout(deadline, dispatch::run(app, &request, settings, &mut partial, &mut report)).await {
+            match tokio::time::timeout(deadline, dispatch::run(app, &pin, &request, settings, &mut partial, &mut report)).await {
                 Ok(result) => result.map(Arc::new),
                 Err(_) => Err(GatewayError::Upstream {
                     error_type: crate::policy::ErrorType::NetworkError,

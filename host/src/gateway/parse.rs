@@ -11,21 +11,16 @@ use crate::app::App;
 use crate::errors::GatewayError;
 use crate::policy::{hex, ImageRequest};
 
-/// Parse `body` into the canonical request (with the translator's cache namespace),
-/// recording what the log needs.
-pub async fn run(
-    app: &Arc<App>,
-    ctx: &mut Ctx,
-    body: Bytes,
-) -> Result<(ImageRequest, String), GatewayError> {
+/// Parse `body` into the canonical request, recording what the log needs.
+pub async fn run(app: &Arc<App>, ctx: &mut Ctx, body: Bytes) -> Result<ImageRequest, GatewayError> {
     let text = String::from_utf8(body.to_vec()).map_err(|_| GatewayError::InvalidRequest {
         message: "the request body is not UTF-8 text; send a JSON object".into(),
         param: None,
         code: "IMG_INVALID_REQUEST".into(),
     })?;
-    let app2 = app.clone();
-    let (parsed, namespace) = app
-        .policy_blocking(move || app2.policies.parse_request(&text))
+    let (app2, pin) = (app.clone(), ctx.policy(app));
+    let parsed = app
+        .policy_blocking(move || app2.policies.parse_request(&pin, &text))
         .await??;
     let request = parsed.map_err(|e| GatewayError::InvalidRequest {
         message: e.message,
@@ -37,5 +32,5 @@ pub async fn run(
     ctx.n = Some(request.n);
     ctx.aspect_ratio = Some(request.aspect_ratio.clone());
     ctx.image_size = Some(request.image_size.clone());
-    Ok((request, namespace))
+    Ok(request)
 }

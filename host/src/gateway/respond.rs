@@ -22,7 +22,7 @@ pub async fn run(
     format: ResponseFormat,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     let created = crate::app::now_ms() / 1000;
-    let app2 = app.clone();
+    let (app2, pin) = (app.clone(), ctx.policy.clone());
     let body = app
         .policy_blocking(move || {
             let generation = Generation {
@@ -43,7 +43,10 @@ pub async fn run(
                     total_tokens: generated.usage.total,
                 },
             };
-            let json = app2.policies.build_response(&generation, format, created)?;
+            let pin = pin.unwrap_or_else(|| app2.policies.pin("-"));
+            let json = app2
+                .policies
+                .build_response(&pin, &generation, format, created)?;
             let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
             blobs::splice(&json, &data).map_err(|e| {
                 tracing::error!(error = %e, "the translator's response could not be completed");

@@ -5,20 +5,28 @@
 mod bindings;
 pub mod blobs;
 mod engine;
+pub mod lifecycle;
 mod slot;
+pub mod stats;
 pub mod vectors;
+pub mod verify;
 
-use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use aperture_store::ComponentStore;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 use wasmtime::Trap;
 
 pub use bindings::*;
 pub use engine::CallLimits;
 use engine::{CallState, Runtime};
-pub use slot::ComponentInfo;
-use slot::{Loaded, Slot};
+pub use lifecycle::{LifecycleError, Rollout};
+pub use slot::{ComponentInfo, Mode};
+use slot::{Pin, Slot, Version};
+use stats::{fingerprint, Outcome};
 
 /// The components built from this checkout and embedded in the binary.
 pub mod embedded {
@@ -33,7 +41,7 @@ pub mod embedded {
 }
 
 /// Which component a failure concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Which {
     /// The request translator.
     Translator,
@@ -50,6 +58,23 @@ impl Which {
             Which::Translator => "translator",
             Which::Safety => "safety",
             Which::Classifier => "classifier",
+        }
+    }
+
+    /// The three slots.
+    pub const ALL: [Which; 3] = [Which::Translator, Which::Safety, Which::Classifier];
+
+    /// The slot named `name`.
+    pub fn parse(name: &str) -> Option<Which> {
+        Which::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// The component built into the binary for this slot.
+    pub fn embedded(self) -> &'static [u8] {
+        match self {
+            Which::Translator => embedded::TRANSLATOR,
+            Which::Safety => embedded::SAFETY,
+            Which::Classifier => embedded::CLASSIFIER,
         }
     }
 }
@@ -120,11 +145,22 @@ pub struct Sources {
     pub classifier: Option<std::path::PathBuf>,
 }
 
+impl Sources {
+    /// The configured file of a slot.
+    pub fn of(&self, which: Which) -> Option<&std::path::Path> {
+        match which {
+            Which::Translator => self.translator.as_deref(),
+            Which::Safety => self.safety.as_deref(),
+            Which::Classifier => self.classifier.as_deref(),
+        }
+    }
+}
+
 type TranslatorPre = translator::RequestTranslatorPre<CallState>;
 
 /// A loaded translator and its cache namespace, asked once at load so every
 /// request keys the cache with the namespace of the version that parsed it.
-struct Translator {
+pub struct Translator {
     pre: TranslatorPre,
     namespace: String,
 }
@@ -141,85 +177,153 @@ impl Translator {
         Ok(Translator { pre, namespace })
     }
 }
-type SafetyPre = safety::SafetyPolicyPre<CallState>;
-type ClassifierPre = classifier::ErrorClassifierPre<CallState>;
+/// The safety slot's pre-linked component.
+pub type SafetyPre = safety::SafetyPolicyPre<CallState>;
+/// The classifier slot's pre-linked component.
+pub type ClassifierPre = classifier::ErrorClassifierPre<CallState>;
 
-/// The three policy slots and the runtime they share.
+/// What differs between the three slots, so lifecycle code is written once.
+pub(crate) trait Kind: Sized + Send + Sync + 'static {
+    /// The slot.
+    const WHICH: Which;
+    /// The slot in `policies`.
+    fn slot(policies: &Policies) -> &Slot<Self>;
+    /// Type-check a linked component against the slot's world.
+    fn check(runtime: &Runtime, pre: InstancePre<CallState>) -> wasmtime::Result<Self>;
+}
+
+impl Kind for Translator {
+    const WHICH: Which = Which::Translator;
+    fn slot(p: &Policies) -> &Slot<Self> {
+        &p.translator
+    }
+    fn check(runtime: &Runtime, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
+        Translator::prepare(runtime, pre)
+    }
+}
+
+impl Kind for SafetyPre {
+    const WHICH: Which = Which::Safety;
+    fn slot(p: &Policies) -> &Slot<Self> {
+        &p.safety
+    }
+    fn check(_: &Runtime, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
+        SafetyPre::new(pre)
+    }
+}
+
+impl Kind for ClassifierPre {
+    const WHICH: Which = Which::Classifier;
+    fn slot(p: &Policies) -> &Slot<Self> {
+        &p.classifier
+    }
+    fn check(_: &Runtime, pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
+        ClassifierPre::new(pre)
+    }
+}
+
+/// The versions one request uses, taken once at its start ([`Policies::pin`])
+/// and used by every phase, so a swap never splits a request across versions.
+#[derive(Clone)]
+pub struct PolicySnapshot {
+    /// The translator slot.
+    pub translator: Arc<Pin<Translator>>,
+    /// The safety slot.
+    pub safety: Arc<Pin<SafetyPre>>,
+    /// The classifier slot.
+    pub classifier: Arc<Pin<ClassifierPre>>,
+}
+
+impl std::fmt::Debug for PolicySnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.header())
+    }
+}
+
+impl PolicySnapshot {
+    /// Short sha256 of the version that served each slot (the canary's, unless
+    /// it failed and the request fell back to the active version).
+    pub fn served(&self) -> [&str; 3] {
+        [
+            self.translator.serving().info.short(),
+            self.safety.serving().info.short(),
+            self.classifier.serving().info.short(),
+        ]
+    }
+
+    /// `translator=<8hex>,safety=<8hex>,classifier=<8hex>` (the `x-aperture-policy` header).
+    pub fn header(&self) -> String {
+        let [t, s, c] = self.served();
+        format!("translator={t},safety={s},classifier={c}")
+    }
+
+    /// The cache namespace of the translator serving this request.
+    pub fn namespace(&self) -> &str {
+        &self.translator.serving().pre.namespace
+    }
+}
+
+/// The three policy slots, the runtime they share and the registry they persist to.
 pub struct Policies {
     runtime: Runtime,
     translator: Slot<Translator>,
     safety: Slot<SafetyPre>,
     classifier: Slot<ClassifierPre>,
+    registry: ComponentStore,
+    rollout: arc_swap::ArcSwap<Rollout>,
+    /// Serialises lifecycle changes (each is a read-modify-write of a slot).
+    ops: Mutex<()>,
+    /// Shadow disagreements logged so far.
+    disagreements_logged: AtomicU64,
 }
 
 impl Policies {
-    /// Load, compile and type-check all three components.
+    /// Load the embedded components (or `sources`' files) on an in-memory registry:
+    /// for tests, benchmarks and offline tools.
     pub fn load(sources: &Sources, limits: CallLimits) -> Result<Policies, PolicyError> {
-        let runtime = Runtime::new(limits).map_err(|e| PolicyError::Runtime(format!("{e:#}")))?;
-        let (t, s, c) = (
-            read_source(
-                Which::Translator,
-                sources.translator.as_deref(),
-                embedded::TRANSLATOR,
-            )?,
-            read_source(Which::Safety, sources.safety.as_deref(), embedded::SAFETY)?,
-            read_source(
-                Which::Classifier,
-                sources.classifier.as_deref(),
-                embedded::CLASSIFIER,
-            )?,
-        );
-        let translator = Slot::new(prepare(&runtime, Which::Translator, t, |p| {
-            Translator::prepare(&runtime, p)
-        })?);
-        let safety = Slot::new(prepare(&runtime, Which::Safety, s, SafetyPre::new)?);
-        let classifier = Slot::new(prepare(&runtime, Which::Classifier, c, ClassifierPre::new)?);
-        Ok(Policies {
-            runtime,
-            translator,
-            safety,
-            classifier,
+        let store = aperture_store::Store::in_memory()
+            .map_err(|e| PolicyError::Runtime(format!("the in-memory registry: {e}")))?;
+        Policies::open(store.components(), sources, limits, Rollout::default()).map_err(|e| match e
+        {
+            LifecycleError::Policy(p) => p,
+            other => PolicyError::Runtime(other.to_string()),
         })
+    }
+
+    /// The runtime's call limits.
+    pub fn limits(&self) -> CallLimits {
+        self.runtime.limits
+    }
+
+    /// The canary and shadow limits in force.
+    pub fn rollout(&self) -> Rollout {
+        **self.rollout.load()
+    }
+
+    /// Change the canary and shadow limits (live).
+    pub fn set_rollout(&self, rollout: Rollout) {
+        self.rollout.store(Arc::new(rollout));
     }
 
     /// Identity of the active version of each component.
     pub fn active(&self) -> [ComponentInfo; 3] {
         [
-            self.translator.load().info.clone(),
-            self.safety.load().info.clone(),
-            self.classifier.load().info.clone(),
+            self.translator.load().active.info.clone(),
+            self.safety.load().active.info.clone(),
+            self.classifier.load().active.info.clone(),
         ]
     }
 
-    /// Replace the active version of one component with `bytes` (validated first:
-    /// a component that does not compile or implement the world is refused and the
-    /// active version stays). Returns the replaced version's identity.
-    pub fn swap(
-        &self,
-        which: Which,
-        bytes: Vec<u8>,
-        source: String,
-    ) -> Result<ComponentInfo, PolicyError> {
-        let src = (bytes, source);
-        Ok(match which {
-            Which::Translator => self
-                .translator
-                .swap(prepare(&self.runtime, which, src, |p| {
-                    Translator::prepare(&self.runtime, p)
-                })?)
-                .info
-                .clone(),
-            Which::Safety => self
-                .safety
-                .swap(prepare(&self.runtime, which, src, SafetyPre::new)?)
-                .info
-                .clone(),
-            Which::Classifier => self
-                .classifier
-                .swap(prepare(&self.runtime, which, src, ClassifierPre::new)?)
-                .info
-                .clone(),
-        })
+    /// Take each slot's versions for one request; canary membership is decided by
+    /// a hash of the request id (the same id always lands in the same bucket).
+    pub fn pin(&self, request_id: &str) -> PolicySnapshot {
+        let digest = Sha256::digest(request_id.as_bytes());
+        let bucket = (u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % 100) as u8;
+        PolicySnapshot {
+            translator: Arc::new(self.translator.pin(bucket, request_id)),
+            safety: Arc::new(self.safety.pin(bucket, request_id)),
+            classifier: Arc::new(self.classifier.pin(bucket, request_id)),
+        }
     }
 
     /// Run conformance vectors against candidate component bytes for a slot, on
@@ -233,177 +337,282 @@ impl Policies {
         vectors::run(&self.runtime, which, bytes, file)
     }
 
-    /// Run one call on a fresh instance of the active version of a slot.
-    fn run<P, I, R>(
+    /// One call on one version, counted in its stats.
+    fn invoke<P, R: Outcome>(
         &self,
-        slot: &Slot<P>,
+        version: &Version<P>,
         which: Which,
         function: &'static str,
-        instantiate: impl FnOnce(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<I>,
-        call: impl FnOnce(&P, &I, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+        f: &dyn Fn(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
         let _permit = self.runtime.gate.enter();
-        let loaded = slot.load();
+        let started = Instant::now();
         let mut store = self.runtime.store();
-        let instance =
-            instantiate(&loaded.pre, &mut store).map_err(|e| fail(which, function, e))?;
-        call(&loaded.pre, &instance, &mut store).map_err(|e| fail(which, function, e))
+        let result = f(&version.pre, &mut store).map_err(|e| fail(which, function, e));
+        version.stats.record(started.elapsed(), &result);
+        result
     }
 
-    fn translate<R>(
+    /// A call on a request's pinned versions: the canary (redone on the active
+    /// version if it traps or times out) or the active version, and the shadow
+    /// beside it, whose result is compared and never returned.
+    fn call<P: Kind, R: Outcome>(
         &self,
+        pin: &Pin<P>,
         function: &'static str,
-        call: impl FnOnce(
-            &translator::exports::aperture::policy::translator::Guest,
-            &mut wasmtime::Store<CallState>,
-        ) -> wasmtime::Result<R>,
+        f: &dyn Fn(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
-        self.run(
-            &self.translator,
-            Which::Translator,
-            function,
-            |p, s| p.pre.instantiate(s),
-            |_, i, s| call(i.aperture_policy_translator(), s),
-        )
+        let which = P::WHICH;
+        if pin.on_canary() {
+            let canary = pin.serving().clone();
+            match self.invoke(&canary, which, function, f) {
+                Err(e @ (PolicyError::Timeout { .. } | PolicyError::Trap { .. })) => {
+                    pin.fall_back();
+                    canary.stats.fell_back();
+                    tracing::warn!(slot = which.name(), version = %canary.info.short(), function, error = %e.summary(), "Canary call failed; redone on the active version");
+                    self.candidate_failed::<P>(&canary, &pin.active);
+                }
+                other => return other,
+            }
+        }
+        let result = self.invoke(&pin.active, which, function, f);
+        if let (Some(shadow), Ok(served)) = (&pin.shadow, &result) {
+            let theirs = self.invoke(shadow, which, function, f);
+            let disagreed = match &theirs {
+                Ok(r) => format!("{r:?}") != format!("{served:?}"),
+                Err(_) => true,
+            };
+            shadow.stats.shadowed(disagreed);
+            if disagreed {
+                let limit = self.rollout.load().log_disagreements;
+                if self.disagreements_logged.fetch_add(1, Ordering::Relaxed) < limit {
+                    let candidate = match &theirs {
+                        Ok(r) => r.summary(),
+                        Err(e) => e.summary(),
+                    };
+                    tracing::info!(
+                        request_id = %pin.request_id,
+                        slot = which.name(),
+                        function,
+                        active = %pin.active.info.short(),
+                        candidate_version = %shadow.info.short(),
+                        active_result = %served.summary(),
+                        candidate_result = %candidate,
+                        "Shadow disagreement"
+                    );
+                }
+            }
+        }
+        result
     }
 
-    /// Parse an OpenAI request body into the canonical request; also returns the
-    /// cache namespace of the translator version that parsed it.
+    /// Parse an OpenAI request body into the canonical request.
     pub fn parse_request(
         &self,
+        pin: &PolicySnapshot,
         body: &str,
-    ) -> Result<(Result<ImageRequest, UserError>, String), PolicyError> {
-        self.run(
-            &self.translator,
-            Which::Translator,
-            "parse-request",
-            |p, s| p.pre.instantiate(s),
-            |p, i, s| {
-                Ok((
-                    i.aperture_policy_translator().call_parse_request(s, body)?,
-                    p.namespace.clone(),
-                ))
-            },
-        )
+    ) -> Result<Result<ImageRequest, UserError>, PolicyError> {
+        self.call(&pin.translator, "parse-request", &|t: &Translator, s| {
+            t.pre
+                .instantiate(&mut *s)?
+                .aperture_policy_translator()
+                .call_parse_request(s, body)
+        })
     }
 
     /// Build the Gemini body for one image.
     pub fn build_upstream_body(
         &self,
+        pin: &PolicySnapshot,
         req: &ImageRequest,
         settings: &[SafetySetting],
     ) -> Result<String, PolicyError> {
-        self.translate("build-upstream-body", |t, s| {
-            t.call_build_upstream_body(s, req, settings)
-        })
+        self.call(
+            &pin.translator,
+            "build-upstream-body",
+            &|t: &Translator, s| {
+                t.pre
+                    .instantiate(&mut *s)?
+                    .aperture_policy_translator()
+                    .call_build_upstream_body(s, req, settings)
+            },
+        )
     }
 
     /// Interpret a successful Gemini body (image data already replaced by blob tokens).
     pub fn parse_response(
         &self,
+        pin: &PolicySnapshot,
         body: &str,
     ) -> Result<Result<UpstreamOutcome, String>, PolicyError> {
-        self.translate("parse-response", |t, s| t.call_parse_response(s, body))
+        self.call(&pin.translator, "parse-response", &|t: &Translator, s| {
+            t.pre
+                .instantiate(&mut *s)?
+                .aperture_policy_translator()
+                .call_parse_response(s, body)
+        })
     }
 
     /// Render the OpenAI response JSON (with blob tokens).
     pub fn build_response(
         &self,
+        pin: &PolicySnapshot,
         result: &Generation,
         format: ResponseFormat,
         created: u64,
     ) -> Result<String, PolicyError> {
-        self.translate("build-response", |t, s| {
-            t.call_build_response(s, result, format, created)
+        self.call(&pin.translator, "build-response", &|t: &Translator, s| {
+            t.pre
+                .instantiate(&mut *s)?
+                .aperture_policy_translator()
+                .call_build_response(s, result, format, created)
         })
     }
 
     /// Screen a canonical request at the effective threshold.
     pub fn screen(
         &self,
+        pin: &PolicySnapshot,
         req: &ImageRequest,
         threshold: SafetyThreshold,
         config: &PolicyConfig,
     ) -> Result<Screening, PolicyError> {
-        self.run(
-            &self.safety,
-            Which::Safety,
-            "screen",
-            |p, s| p.instantiate(s),
-            |_, i, s| {
-                i.aperture_policy_safety()
-                    .call_screen(s, req, threshold, config)
-            },
-        )
+        self.call(&pin.safety, "screen", &|p: &SafetyPre, s| {
+            p.instantiate(&mut *s)?
+                .aperture_policy_safety()
+                .call_screen(s, req, threshold, config)
+        })
     }
 
     /// Review an upstream verdict.
-    pub fn review(&self, verdict: &UpstreamVerdict) -> Result<ReviewOutcome, PolicyError> {
-        self.run(
-            &self.safety,
-            Which::Safety,
-            "review",
-            |p, s| p.instantiate(s),
-            |_, i, s| i.aperture_policy_safety().call_review(s, verdict),
-        )
+    pub fn review(
+        &self,
+        pin: &PolicySnapshot,
+        verdict: &UpstreamVerdict,
+    ) -> Result<ReviewOutcome, PolicyError> {
+        self.call(&pin.safety, "review", &|p: &SafetyPre, s| {
+            p.instantiate(&mut *s)?
+                .aperture_policy_safety()
+                .call_review(s, verdict)
+        })
     }
 
     /// Classify a failed upstream call.
-    pub fn classify(&self, failure: &Failure) -> Result<Classification, PolicyError> {
-        self.run(
-            &self.classifier,
-            Which::Classifier,
-            "classify",
-            |p, s| p.instantiate(s),
-            |_, i, s| i.aperture_policy_classifier().call_classify(s, failure),
+    pub fn classify(
+        &self,
+        pin: &PolicySnapshot,
+        failure: &Failure,
+    ) -> Result<Classification, PolicyError> {
+        self.call(&pin.classifier, "classify", &|p: &ClassifierPre, s| {
+            p.instantiate(&mut *s)?
+                .aperture_policy_classifier()
+                .call_classify(s, failure)
+        })
+    }
+}
+
+impl Outcome for Result<ImageRequest, UserError> {
+    fn label(&self) -> Option<&'static str> {
+        Some(if self.is_ok() { "ok" } else { "user_error" })
+    }
+    fn summary(&self) -> String {
+        match self {
+            Ok(r) => format!(
+                "ok model={} n={} aspect_ratio={} image_size={} style={:?} prompt={}",
+                r.model,
+                r.n,
+                r.aspect_ratio,
+                r.image_size,
+                r.style,
+                fingerprint(&r.prompt)
+            ),
+            Err(e) => format!("user_error code={} param={:?}", e.code, e.param),
+        }
+    }
+}
+
+impl Outcome for String {
+    fn label(&self) -> Option<&'static str> {
+        None
+    }
+    fn summary(&self) -> String {
+        fingerprint(self)
+    }
+}
+
+impl Outcome for Result<UpstreamOutcome, String> {
+    fn label(&self) -> Option<&'static str> {
+        None
+    }
+    fn summary(&self) -> String {
+        match self {
+            Ok(UpstreamOutcome::Images(g)) => format!("images {}", g.images.len()),
+            Ok(UpstreamOutcome::NoImage(v)) => {
+                format!("no_image finish_reason={:?}", v.finish_reason)
+            }
+            Err(e) => format!("error {}", fingerprint(e)),
+        }
+    }
+}
+
+impl Outcome for Screening {
+    fn label(&self) -> Option<&'static str> {
+        Some(match self {
+            Screening::Allow(_) => "allow",
+            Screening::Deny(_) => "deny",
+        })
+    }
+    fn summary(&self) -> String {
+        match self {
+            Screening::Allow(settings) => format!(
+                "allow settings=[{}]",
+                settings
+                    .iter()
+                    .map(|s| format!("{}={}", s.category, s.threshold))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Screening::Deny(d) => format!("deny reason={}", fingerprint(&d.reason)),
+        }
+    }
+}
+
+impl Outcome for ReviewOutcome {
+    fn label(&self) -> Option<&'static str> {
+        Some(match self {
+            ReviewOutcome::Pass => "pass",
+            ReviewOutcome::Blocked(_) => "block",
+            ReviewOutcome::NoImage(_) => "no_image",
+        })
+    }
+    fn summary(&self) -> String {
+        match self {
+            ReviewOutcome::Pass => "pass".into(),
+            ReviewOutcome::Blocked(b) => format!("block categories={:?}", b.categories),
+            ReviewOutcome::NoImage(r) => format!("no_image code={} status={}", r.code, r.status),
+        }
+    }
+}
+
+impl Outcome for Classification {
+    fn label(&self) -> Option<&'static str> {
+        Some(match self.error_type {
+            ErrorType::UserError => "USER_ERROR",
+            ErrorType::ApiError => "API_ERROR",
+            ErrorType::NetworkError => "NETWORK_ERROR",
+            ErrorType::SystemError => "SYSTEM_ERROR",
+        })
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} code={} status={} retryable={} account_action={:?}",
+            self.label().unwrap_or("-"),
+            self.code,
+            self.client_status,
+            self.retryable,
+            std::mem::discriminant(&self.account_action)
         )
     }
-}
-
-fn read_source(
-    which: Which,
-    path: Option<&Path>,
-    embedded: &[u8],
-) -> Result<(Vec<u8>, String), PolicyError> {
-    match path {
-        None => Ok((embedded.to_vec(), "embedded".to_string())),
-        Some(p) => std::fs::read(p)
-            .map(|b| (b, p.display().to_string()))
-            .map_err(|e| PolicyError::Invalid {
-                which,
-                detail: format!("cannot read {}: {e}", p.display()),
-            }),
-    }
-}
-
-/// Compile `bytes`, link them against the authority-free WASI linker and check
-/// them against the world (the bindgen `*Pre::new`).
-fn prepare<P>(
-    runtime: &Runtime,
-    which: Which,
-    (bytes, source): (Vec<u8>, String),
-    check: impl FnOnce(InstancePre<CallState>) -> wasmtime::Result<P>,
-) -> Result<Loaded<P>, PolicyError> {
-    let invalid = |e: wasmtime::Error| PolicyError::Invalid {
-        which,
-        detail: format!("{e:#}"),
-    };
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let component = Component::new(&runtime.engine, &bytes).map_err(invalid)?;
-    let pre = runtime
-        .linker
-        .instantiate_pre(&component)
-        .map_err(invalid)?;
-    let pre = check(pre).map_err(invalid)?;
-    Ok(Loaded {
-        pre,
-        info: ComponentInfo {
-            slot: which.name(),
-            source,
-            sha256,
-            size: bytes.len(),
-        },
-    })
 }
 
 /// Turn a wasmtime error from instantiation or a call into a policy error.
@@ -448,8 +657,9 @@ mod tests {
                 std::thread::spawn(move || {
                     (0..20)
                         .map(|j| {
-                            p.parse_request(&format!(r#"{{"prompt":"burst {i} {j}"}}"#))
-                                .map(|(r, _)| r.is_ok())
+                            let pin = p.pin(&format!("{i}-{j}"));
+                            p.parse_request(&pin, &format!(r#"{{"prompt":"burst {i} {j}"}}"#))
+                                .map(|r| r.is_ok())
                         })
                         .collect::<Vec<_>>()
                 })

@@ -10,9 +10,10 @@
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use wasmtime::component::{Component, Type, Val};
+use wasmtime::component::{Component, InstancePre, Type, Val};
+use wasmtime::Trap;
 
-use super::engine::Runtime;
+use super::engine::{CallState, Runtime};
 use super::{fail, PolicyError, Which};
 
 /// One vector file: cases for one interface of one component.
@@ -53,6 +54,27 @@ pub struct Mismatch {
     pub detail: String,
 }
 
+/// The outcome of one case, with what a verification report shows.
+#[derive(Debug, Clone)]
+pub struct CaseRun {
+    /// The case name.
+    pub name: String,
+    /// The exported function.
+    pub function: String,
+    /// The arguments, JSON-encoded.
+    pub input: Value,
+    /// The expected result.
+    pub expected: Value,
+    /// What came back (or the call's error, as a string).
+    pub actual: Value,
+    /// `None` when it passed; else what went wrong.
+    pub failure: Option<String>,
+    /// Whether the call was stopped at its deadline.
+    pub timed_out: bool,
+    /// Wall time of the call.
+    pub elapsed: std::time::Duration,
+}
+
 /// Run every case of `file` against the component in `bytes`; returns the mismatches.
 pub fn run(
     runtime: &Runtime,
@@ -69,22 +91,55 @@ pub fn run(
         .linker
         .instantiate_pre(&component)
         .map_err(invalid)?;
-    let mut mismatches = Vec::new();
+    Ok(run_cases(runtime, which, &pre, file)?
+        .into_iter()
+        .filter_map(|c| {
+            c.failure.map(|detail| Mismatch {
+                case: c.name,
+                detail,
+            })
+        })
+        .collect())
+}
+
+/// Run every case of `file` on fresh instances of `pre`, timing each call.
+pub fn run_cases(
+    runtime: &Runtime,
+    which: Which,
+    pre: &InstancePre<CallState>,
+    file: &VectorFile,
+) -> Result<Vec<CaseRun>, PolicyError> {
+    let mut runs = Vec::new();
     for case in &file.cases {
         let _permit = runtime.gate.enter();
         let mut store = runtime.store();
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| fail(which, "instantiate", e))?;
+        let mut run = CaseRun {
+            name: case.name.clone(),
+            function: case.function.clone(),
+            input: Value::Array(case.args.clone()),
+            expected: case
+                .expect_json
+                .clone()
+                .or_else(|| case.expect.clone())
+                .unwrap_or(Value::Null),
+            actual: Value::Null,
+            failure: None,
+            timed_out: false,
+            elapsed: std::time::Duration::ZERO,
+        };
         let func = instance
             .get_export_index(&mut store, None, &file.interface)
             .and_then(|iface| instance.get_export_index(&mut store, Some(&iface), &case.function))
             .and_then(|idx| instance.get_func(&mut store, idx));
         let Some(func) = func else {
-            mismatches.push(Mismatch {
-                case: case.name.clone(),
-                detail: format!("no export `{}` in `{}`", case.function, file.interface),
-            });
+            run.failure = Some(format!(
+                "no export `{}` in `{}`",
+                case.function, file.interface
+            ));
+            runs.push(run);
             continue;
         };
         let ty = func.ty(&store);
@@ -108,30 +163,31 @@ pub fn run(
         let params = match params {
             Ok(p) => p,
             Err(detail) => {
-                mismatches.push(Mismatch {
-                    case: case.name.clone(),
-                    detail: format!("bad arguments: {detail}"),
-                });
+                run.failure = Some(format!("bad arguments: {detail}"));
+                runs.push(run);
                 continue;
             }
         };
         let mut results = vec![Val::Bool(false); ty.results().len()];
-        if let Err(e) = func.call(&mut store, &params, &mut results) {
-            mismatches.push(Mismatch {
-                case: case.name.clone(),
-                detail: format!("call failed: {e:#}"),
-            });
+        let started = std::time::Instant::now();
+        let called = func.call(&mut store, &params, &mut results);
+        run.elapsed = started.elapsed();
+        if let Err(e) = called {
+            run.timed_out = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
+            run.actual = json!(format!("call failed: {e:#}"));
+            run.failure = Some(format!("call failed: {e:#}"));
+            runs.push(run);
             continue;
         }
         let actual = results.first().map(to_json).unwrap_or(Value::Null);
-        if let Some(detail) = compare(case, &actual) {
-            mismatches.push(Mismatch {
-                case: case.name.clone(),
-                detail,
-            });
-        }
+        run.failure = compare(case, &actual);
+        run.actual = match (&case.expect_json, actual.as_str()) {
+            (Some(_), Some(text)) => serde_json::from_str(text).unwrap_or(actual.clone()),
+            _ => actual,
+        };
+        runs.push(run);
     }
-    Ok(mismatches)
+    Ok(runs)
 }
 
 fn compare(case: &Case, actual: &Value) -> Option<String> {

@@ -1,5 +1,5 @@
-//! A hostile `safety-policy` component for tests: it behaves like a permissive
-//! policy, except that prompts containing a trigger word make it loop forever,
+//! A hostile `safety-policy` component for tests: it behaves like the real
+//! policy (built from its source files), except that prompts containing a trigger word make it loop forever,
 //! panic, or allocate without bound. The gateway must fail only that request.
 
 /// What a prompt asks this guest to do.
@@ -46,34 +46,43 @@ pub fn misbehave(what: Misbehaviour) -> ! {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod bindings {
-    wit_bindgen::generate!({ path: "../../../wit", world: "safety-policy" });
+#[path = "../../../../components/safety-policy/src/denylist.rs"]
+pub mod denylist;
+#[path = "../../../../components/safety-policy/src/policy.rs"]
+mod real_policy;
+#[path = "../../../../components/safety-policy/src/thresholds.rs"]
+pub mod thresholds;
+#[path = "../../../../components/safety-policy/src/types.rs"]
+pub mod types;
 
-    use aperture::policy::types::{ImageRequest, SafetySetting, SafetyThreshold, UpstreamVerdict};
-    use exports::aperture::policy::safety::{Guest, PolicyConfig, ReviewOutcome, Screening};
+/// The real decisions (so the guest passes the conformance vectors and can be
+/// installed and activated like any version), with `screen` wrapped.
+pub mod policy {
+    pub use crate::real_policy::*;
+    use crate::types::{ImageRequest, PolicyConfig, SafetyThreshold, Screening};
 
-    struct Hostile;
-
-    impl Guest for Hostile {
-        fn screen(
-            request: ImageRequest,
-            _threshold: SafetyThreshold,
-            _config: PolicyConfig,
-        ) -> Screening {
-            if let Some(what) = super::trigger(&request.prompt) {
-                super::misbehave(what);
-            }
-            Screening::Allow(Vec::<SafetySetting>::new())
+    /// The real screening, unless the prompt holds a trigger word.
+    pub fn screen(
+        request: &ImageRequest,
+        threshold: SafetyThreshold,
+        config: &PolicyConfig,
+    ) -> Screening {
+        if let Some(what) = super::trigger(&request.prompt) {
+            super::misbehave(what);
         }
-
-        fn review(_verdict: UpstreamVerdict) -> ReviewOutcome {
-            ReviewOutcome::Pass
-        }
+        crate::real_policy::screen(request, threshold, config)
     }
-
-    export!(Hostile);
 }
+
+/// The WIT types, generated here (the real crate's path to `wit/` differs from ours).
+#[cfg(target_arch = "wasm32")]
+mod generated {
+    wit_bindgen::generate!({ path: "../../../wit", world: "safety-policy" });
+}
+
+#[cfg(target_arch = "wasm32")]
+#[path = "../../../../components/safety-policy/src/bindings.rs"]
+mod bindings;
 
 #[cfg(test)]
 mod tests {
