@@ -25,7 +25,9 @@ mod store;
 mod tables;
 
 pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
-pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, PutOutcome};
+pub use cache::{
+    Cache, CacheKey, CacheLimits, CacheObserver, CacheStats, EvictReason, Evicted, PutOutcome,
+};
 pub use error::StoreError;
 pub use keys::KeyStore;
 pub use limits::{KeyLimits, KeyUsage};
