@@ -5,11 +5,6 @@ use clap::Parser;
 
 use aperture::cli::{Cli, Command};
 
-/// mimalloc: fast for the many small allocations of a request, and it returns freed pages to the system, so
-/// the resident size comes back down after a burst of multi-megabyte images (measured: benches/compare.sh).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
