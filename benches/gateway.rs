@@ -2,7 +2,8 @@
 //! image, and the gateway's overhead on a miss against a zero-latency emulator.
 //!
 //! Run: `cargo bench -p aperture --bench gateway` (prints medians and p95s).
-//! `BENCH_NO_CACHE=1` runs the miss measurement with the cache off (no cache write).
+//! `BENCH_NO_CACHE=1` runs the miss measurement with the cache off (no cache write);
+//! `BENCH_ONLY=component` runs the component call alone; `BENCH_TRANSLATOR=file.wasm` times that translator.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +32,12 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn bench_component_call() {
-    let policies =
-        Policies::load(&Sources::default(), CallLimits::default()).expect("components load");
+    // `BENCH_TRANSLATOR=path.wasm`: time another build of the translator (e.g. an older one) instead.
+    let sources = Sources {
+        translator: std::env::var_os("BENCH_TRANSLATOR").map(Into::into),
+        ..Sources::default()
+    };
+    let policies = Policies::load(&sources, CallLimits::default()).expect("components load");
     let body = r#"{"model":"gemini-3-pro-image","prompt":"A serene lake at dawn","size":"1792x1024","quality":"hd","n":2}"#;
     let pin = policies.pin("bench");
     for _ in 0..200 {
@@ -205,6 +210,10 @@ fn main() {
         return;
     }
     bench_component_call();
+    // `BENCH_ONLY=component`: the per-call number alone (benches/compare.sh uses it).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("component") {
+        return;
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -55,6 +55,15 @@ fn main() {
             "--locked",
         ])
         .env("CARGO_TARGET_DIR", &guest_target)
+        // The guests' own release profile (the host's is left alone): small and fast components, no
+        // debug sections. panic=abort is what wasm32 does anyway (a guest panic traps, the host reports it).
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")

@@ -76,6 +76,9 @@ pub enum StartError {
     /// The component registry cannot be opened.
     #[error(transparent)]
     Lifecycle(#[from] crate::policy::LifecycleError),
+    /// The cache writer thread cannot be started.
+    #[error("cannot start the cache writer thread: {0}")]
+    Thread(String),
 }
 
 /// Client keys from the configuration (held as sha256) plus those in the store.
@@ -175,6 +178,10 @@ pub struct App {
     pub accounts: AccountPool,
     /// The image cache, unless disabled.
     pub cache: Option<Cache>,
+    /// Ready-to-send bodies of recent hits, in front of the cache (`gateway/hot.rs`).
+    pub hot: Option<Arc<crate::gateway::hot::HotCache>>,
+    /// Cache writes, one transaction per batch (`gateway/group_commit.rs`).
+    pub cache_writer: Option<crate::gateway::group_commit::GroupCommit>,
     /// Accepted client keys.
     pub keys: ClientKeys,
     /// Limits and counters per client key.
@@ -227,6 +234,20 @@ impl App {
             CacheBackend::Memory => Some(Store::in_memory().map_err(store_err)?.cache(limits)),
             CacheBackend::None => None,
         };
+        let hot = cache.as_ref().map(|c| {
+            let hot = Arc::new(crate::gateway::hot::HotCache::new(
+                crate::gateway::hot::DEFAULT_MAX_BYTES.min(config.cache.max_bytes),
+            ));
+            c.set_observer(hot.clone());
+            hot
+        });
+        let cache_writer = match &cache {
+            Some(c) => Some(
+                crate::gateway::group_commit::GroupCommit::start(c.clone())
+                    .map_err(|e| StartError::Thread(e.to_string()))?,
+            ),
+            None => None,
+        };
         let policies = Policies::open(
             store.components(),
             &config.components.sources,
@@ -277,6 +298,8 @@ impl App {
             store,
             accounts,
             cache,
+            hot,
+            cache_writer,
             keys,
             limiter,
             auth_throttle,

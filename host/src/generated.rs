@@ -64,25 +64,39 @@ pub struct CorruptEntry(&'static str);
 impl Generated {
     /// Encode for the cache.
     pub fn encode(&self) -> Vec<u8> {
+        Self::encode_parts(&self.images, &self.revised_prompt, self.usage)
+    }
+
+    /// Encode these parts of a result for the cache, as [`Generated::encode`] would (no copy of the
+    /// images other than into the output).
+    pub fn encode_parts(
+        images: &[GenImage],
+        revised_prompt: &Option<String>,
+        usage: TokenUsage,
+    ) -> Vec<u8> {
         let header = Header {
-            revised_prompt: self.revised_prompt.clone(),
-            usage: self.usage,
-            images: self
-                .images
+            revised_prompt: revised_prompt.clone(),
+            usage,
+            images: images
                 .iter()
                 .map(|i| (i.mime_type.clone(), i.b64.len()))
                 .collect(),
         };
         let header = serde_json::to_vec(&header).unwrap_or_default();
-        let data: usize = self.images.iter().map(|i| i.b64.len()).sum();
+        let data: usize = images.iter().map(|i| i.b64.len()).sum();
         let mut out = Vec::with_capacity(8 + header.len() + data);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
-        for image in &self.images {
+        for image in images {
             out.extend_from_slice(image.b64.as_bytes());
         }
         out
+    }
+
+    /// About the size of [`Generated::encode`]'s output (the image data; the header is small).
+    pub fn encoded_len(&self) -> usize {
+        self.images.iter().map(|i| i.b64.len() + 64).sum::<usize>() + 64
     }
 
     /// Decode a cache payload.

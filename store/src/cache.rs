@@ -76,6 +76,16 @@ pub enum PutOutcome {
     TooLarge,
 }
 
+/// Told of every entry the cache removes (replaced, expired, evicted, removed, cleared), *before* the
+/// removal commits, so a copy kept elsewhere (the host's in-memory hot cache) is dropped no later than the
+/// stored entry. A removal that then fails to commit was reported anyway: a spurious drop is harmless.
+pub trait CacheObserver: Send + Sync {
+    /// The entry under `key` is being removed or replaced.
+    fn removing(&self, key: &CacheKey);
+    /// Every entry is being removed.
+    fn clearing(&self);
+}
+
 /// Totals of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CacheStats {
@@ -110,6 +120,25 @@ impl Cache {
         }
     }
 
+    /// Report every removal to `observer` from now on (one observer per store; a later call replaces it).
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn CacheObserver>) {
+        *self
+            .store
+            .inner
+            .cache_observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    fn observer(&self) -> Option<std::sync::Arc<dyn CacheObserver>> {
+        self.store
+            .inner
+            .cache_observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The limits this view (and its clones) enforces now.
     pub fn limits(&self) -> CacheLimits {
         CacheLimits {
@@ -130,6 +159,15 @@ impl Cache {
     /// The payload stored under `key`, or `None`. Records the access for LRU (in memory, see the module
     /// docs). An expired entry is deleted and reported as `None`.
     pub fn get(&self, key: &CacheKey, now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_entry(key, now_ms)?.map(|(payload, _)| payload))
+    }
+
+    /// [`Cache::get`], with the entry's creation time (unix ms) beside the payload.
+    pub fn get_entry(
+        &self,
+        key: &CacheKey,
+        now_ms: u64,
+    ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         let found = self.store.read(|db| {
             let txn = db.begin_read()?;
             let entries = txn.open_table(tables::CACHE_ENTRIES)?;
@@ -141,7 +179,7 @@ impl Cache {
             }
             let payloads = txn.open_table(tables::CACHE_PAYLOADS)?;
             match payloads.get(key)? {
-                Some(p) => Ok(Lookup::Found(p.value().to_vec())),
+                Some(p) => Ok(Lookup::Found(p.value().to_vec(), created)),
                 None => Err(StoreError::Corrupt(format!(
                     "cache entry {} has no payload",
                     key_prefix(key)
@@ -150,9 +188,9 @@ impl Cache {
         })?;
         match found {
             Lookup::Missing => return Ok(None),
-            Lookup::Found(payload) => {
+            Lookup::Found(payload, created) => {
                 self.note_access(key, now_ms);
-                return Ok(Some(payload));
+                return Ok(Some((payload, created)));
             }
             Lookup::Expired => {}
         }
@@ -199,6 +237,73 @@ impl Cache {
         Ok(PutOutcome::Stored { evicted: made_room })
     }
 
+    /// Stores several entries in ONE write transaction (one fsync): for each in order, exactly what
+    /// [`Cache::put`] does (replace, expire, evict least recently accessed, never the entry just stored).
+    /// One outcome per entry, in order.
+    pub fn put_many(
+        &self,
+        entries: &[(CacheKey, Vec<u8>)],
+        now_ms: u64,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        let limits = self.limits();
+        let needed = entries
+            .iter()
+            .map(|(_, p)| p.len() as u64)
+            .filter(|&n| n <= limits.max_bytes)
+            .sum();
+        let mut made_room = Vec::new();
+        let mut outcomes = self.write_or_make_room(
+            Durability::Immediate,
+            |tx| {
+                let mut outcomes = Vec::with_capacity(entries.len());
+                for (key, payload) in entries {
+                    if payload.len() as u64 > limits.max_bytes {
+                        outcomes.push(PutOutcome::TooLarge);
+                        continue;
+                    }
+                    tx.remove(key)?;
+                    tx.insert(key, payload, now_ms)?;
+                    let mut evicted = tx.expire(now_ms, limits.ttl_ms)?;
+                    evicted.extend(tx.evict_lru(limits.max_bytes, Some(key))?);
+                    outcomes.push(PutOutcome::Stored { evicted });
+                }
+                Ok(outcomes)
+            },
+            needed,
+            &mut made_room,
+        )?;
+        if let Some(PutOutcome::Stored { evicted }) = outcomes
+            .iter_mut()
+            .find(|o| matches!(o, PutOutcome::Stored { .. }))
+        {
+            evicted.extend(made_room);
+        }
+        Ok(outcomes)
+    }
+
+    /// Records a hit served from a copy of the entry kept elsewhere (the host's hot cache), for LRU order,
+    /// without reading or writing the database. Returns `true` when the recorded hits are due to be written:
+    /// then call [`Cache::write_access_times`] (off the async runtime, it is a write transaction).
+    pub fn touch(&self, key: &CacheKey, now_ms: u64) -> bool {
+        self.record_access(key, now_ms)
+    }
+
+    /// Writes the recorded hits (not durably: losing them only perturbs LRU order).
+    pub fn write_access_times(&self) -> Result<(), StoreError> {
+        self.write(Durability::None, |_| Ok(()))
+    }
+
+    /// Removes the entries under `keys` in one transaction; how many there were.
+    pub fn remove_many(&self, keys: &[CacheKey]) -> Result<usize, StoreError> {
+        self.write(Durability::Immediate, |tx| {
+            let mut removed = 0;
+            for key in keys {
+                removed += usize::from(tx.remove(key)?.is_some());
+            }
+            Ok(removed)
+        })
+    }
+
     /// Removes the entry under `key`; `true` if there was one.
     pub fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
         self.write(Durability::Immediate, |tx| Ok(tx.remove(key)?.is_some()))
@@ -223,6 +328,7 @@ impl Cache {
 
     /// Deletes every entry; returns how many there were.
     pub fn clear(&self) -> Result<u64, StoreError> {
+        let observer = self.observer();
         {
             let mut pending = lock(&self.store.inner.pending_access);
             pending.times.clear();
@@ -230,6 +336,9 @@ impl Cache {
         }
         self.store.run(|db| {
             let txn = db.begin_write()?;
+            if let Some(o) = &observer {
+                o.clearing();
+            }
             let count = {
                 txn.delete_table(tables::CACHE_PAYLOADS)?;
                 txn.delete_table(tables::CACHE_ENTRIES)?;
@@ -283,20 +392,22 @@ impl Cache {
 
     /// Records a hit; writes the pending hits (non-durably) when there are many or they are old.
     fn note_access(&self, key: &CacheKey, now_ms: u64) {
-        let flush = {
-            let mut pending = lock(&self.store.inner.pending_access);
-            let t = pending.times.entry(*key).or_insert(now_ms);
-            *t = (*t).max(now_ms);
-            let since = *pending.since_ms.get_or_insert(now_ms);
-            pending.times.len() >= ACCESS_FLUSH_MAX_PENDING
-                || now_ms.saturating_sub(since) >= ACCESS_FLUSH_INTERVAL_MS
-        };
-        if flush {
+        if self.record_access(key, now_ms) {
             if let Err(e) = self.write(Durability::None, |_| Ok(())) {
                 // The hit itself succeeded; losing access times only perturbs LRU order.
                 tracing::warn!(error = %e, "cache: could not record access times");
             }
         }
+    }
+
+    /// Records a hit in memory; `true` when the pending hits should be written now.
+    fn record_access(&self, key: &CacheKey, now_ms: u64) -> bool {
+        let mut pending = lock(&self.store.inner.pending_access);
+        let t = pending.times.entry(*key).or_insert(now_ms);
+        *t = (*t).max(now_ms);
+        let since = *pending.since_ms.get_or_insert(now_ms);
+        pending.times.len() >= ACCESS_FLUSH_MAX_PENDING
+            || now_ms.saturating_sub(since) >= ACCESS_FLUSH_INTERVAL_MS
     }
 
     /// Runs `f` in one write transaction with the pending access times applied first, then writes the
@@ -307,8 +418,9 @@ impl Cache {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let pending = self.take_pending();
+        let observer = self.observer();
         self.store
-            .run(|db| Self::write_on(db, durability, &pending, &mut f))
+            .run(|db| Self::write_on(db, durability, &pending, &observer, &mut f))
     }
 
     /// [`Cache::write`] for a write that adds `needed` bytes: when it fails with an I/O error (a full
@@ -323,9 +435,10 @@ impl Cache {
         made_room: &mut Vec<Evicted>,
     ) -> Result<R, StoreError> {
         let pending = self.take_pending();
+        let observer = self.observer();
         self.store.run_with(
-            |db| Self::write_on(db, durability, &pending, &mut f),
-            |db| match Self::make_room(db, needed) {
+            |db| Self::write_on(db, durability, &pending, &observer, &mut f),
+            |db| match Self::make_room(db, needed, &observer) {
                 Ok(evicted) => {
                     tracing::debug!(
                         entries = evicted.len(),
@@ -341,12 +454,22 @@ impl Cache {
 
     /// Evicts least recently used entries until at least `needed` bytes (at least 1 MiB, at least a tenth
     /// of what is stored) are gone, then commits once more so redb releases the freed pages.
-    fn make_room(db: &redb::Database, needed: u64) -> Result<Vec<Evicted>, StoreError> {
-        let evicted = Self::write_on(db, Durability::Immediate, &HashMap::new(), &mut |tx| {
-            let goal = needed.max(1 << 20).max(tx.bytes / 10);
-            let target = tx.bytes.saturating_sub(goal);
-            tx.evict_lru(target, None)
-        })?;
+    fn make_room(
+        db: &redb::Database,
+        needed: u64,
+        observer: &Option<std::sync::Arc<dyn CacheObserver>>,
+    ) -> Result<Vec<Evicted>, StoreError> {
+        let evicted = Self::write_on(
+            db,
+            Durability::Immediate,
+            &HashMap::new(),
+            observer,
+            &mut |tx| {
+                let goal = needed.max(1 << 20).max(tx.bytes / 10);
+                let target = tx.bytes.saturating_sub(goal);
+                tx.evict_lru(target, None)
+            },
+        )?;
         // Pages freed by a transaction become reusable after the next commit.
         for _ in 0..2 {
             db.begin_write()?.commit()?;
@@ -364,12 +487,13 @@ impl Cache {
         db: &redb::Database,
         durability: Durability,
         pending: &HashMap<CacheKey, u64>,
+        observer: &Option<std::sync::Arc<dyn CacheObserver>>,
         f: &mut impl FnMut(&mut Tx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut txn = db.begin_write()?;
         txn.set_durability(durability);
         let result = {
-            let mut tx = Tx::open(&txn)?;
+            let mut tx = Tx::open(&txn, observer.as_deref())?;
             tx.apply_access(pending)?;
             let result = f(&mut tx)?;
             tx.finish()?;
@@ -384,7 +508,7 @@ impl Cache {
 enum Lookup {
     Missing,
     Expired,
-    Found(Vec<u8>),
+    Found(Vec<u8>, u64),
 }
 
 /// The cache tables opened in one write transaction, with the totals held in memory until `finish`.
@@ -396,10 +520,14 @@ struct Tx<'t> {
     meta: Table<'t, &'static str, u64>,
     bytes: u64,
     count: u64,
+    observer: Option<&'t dyn CacheObserver>,
 }
 
 impl<'t> Tx<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Tx<'t>, StoreError> {
+    fn open(
+        txn: &'t WriteTransaction,
+        observer: Option<&'t dyn CacheObserver>,
+    ) -> Result<Tx<'t>, StoreError> {
         let meta = txn.open_table(tables::META)?;
         let bytes = meta
             .get(tables::META_CACHE_BYTES)?
@@ -417,6 +545,7 @@ impl<'t> Tx<'t> {
             meta,
             bytes,
             count,
+            observer,
         })
     }
 
@@ -457,6 +586,11 @@ impl<'t> Tx<'t> {
 
     /// Removes an entry and its index rows; returns its size if it existed.
     fn remove(&mut self, key: &CacheKey) -> Result<Option<u64>, StoreError> {
+        if let Some(o) = self.observer {
+            if self.entries.get(key)?.is_some() {
+                o.removing(key);
+            }
+        }
         let Some((created, last, size)) = self.entries.remove(key)?.map(|g| g.value()) else {
             return Ok(None);
         };
@@ -555,6 +689,7 @@ pub(crate) fn key_prefix(key: &CacheKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn key(n: u8) -> CacheKey {
         [n; 32]
@@ -575,6 +710,73 @@ mod tests {
 
     fn keys_of(evicted: &[Evicted]) -> Vec<CacheKey> {
         evicted.iter().map(|e| e.key).collect()
+    }
+
+    /// Records what the cache reports removing.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Option<CacheKey>>>);
+
+    impl CacheObserver for Seen {
+        fn removing(&self, key: &CacheKey) {
+            self.0.lock().unwrap().push(Some(*key));
+        }
+        fn clearing(&self) {
+            self.0.lock().unwrap().push(None);
+        }
+    }
+
+    #[test]
+    fn the_observer_hears_of_every_removal() {
+        let c = cache(10, 1_000);
+        let seen = std::sync::Arc::new(Seen::default());
+        c.set_observer(seen.clone());
+        stored(c.put(&key(1), b"aaaa", 0).unwrap());
+        stored(c.put(&key(2), b"bbbb", 1).unwrap());
+        assert!(seen.0.lock().unwrap().is_empty(), "nothing removed yet");
+        // Replaced under the same key.
+        stored(c.put(&key(1), b"cccc", 2).unwrap());
+        // LRU eviction: key 2 is now the least recently accessed.
+        assert_eq!(
+            keys_of(&stored(c.put(&key(3), b"dddd", 3).unwrap())),
+            vec![key(2)]
+        );
+        // Expiry on read.
+        assert_eq!(c.get(&key(1), 5_000).unwrap(), None);
+        // Removal and clear.
+        assert!(c.remove(&key(3)).unwrap());
+        stored(c.put(&key(4), b"e", 6_000).unwrap());
+        c.clear().unwrap();
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            vec![Some(key(1)), Some(key(2)), Some(key(1)), Some(key(3)), None]
+        );
+    }
+
+    #[test]
+    fn put_many_is_put_in_order_in_one_transaction() {
+        let c = cache(10, 60_000);
+        c.put(&key(9), b"old", 0).unwrap();
+        let outcomes = c
+            .put_many(
+                &[
+                    (key(1), b"aaaa".to_vec()),
+                    (key(2), vec![0; 11]),
+                    (key(3), b"cccc".to_vec()),
+                    (key(4), b"dddd".to_vec()),
+                ],
+                1,
+            )
+            .unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(outcomes[1], PutOutcome::TooLarge);
+        // 3 + 4 + 4 = 11 > 10 when key 3 lands: the oldest (key 9) goes; then key 1 for key 4.
+        assert_eq!(keys_of(&stored(outcomes[2].clone())), vec![key(9)]);
+        assert_eq!(keys_of(&stored(outcomes[3].clone())), vec![key(1)]);
+        assert_eq!(c.get(&key(3), 2).unwrap().as_deref(), Some(&b"cccc"[..]));
+        assert_eq!(c.get(&key(4), 2).unwrap().as_deref(), Some(&b"dddd"[..]));
+        assert_eq!(c.get(&key(2), 2).unwrap(), None);
+        let (_, created) = c.get_entry(&key(4), 3).unwrap().unwrap();
+        assert_eq!(created, 1);
     }
 
     #[test]

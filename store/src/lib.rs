@@ -27,7 +27,9 @@ mod store;
 mod tables;
 
 pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
-pub use cache::{Cache, CacheKey, CacheLimits, CacheStats, EvictReason, Evicted, PutOutcome};
+pub use cache::{
+    Cache, CacheKey, CacheLimits, CacheObserver, CacheStats, EvictReason, Evicted, PutOutcome,
+};
 pub use components::{
     Candidate, CandidateMode, ComponentStore, ComponentVersion, LifecycleEvent, SlotState,
     VersionState,

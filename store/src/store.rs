@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) keys_cache: RwLock<Option<Arc<Vec<KeyEntry>>>>,
     /// The account pool, loaded once so every `Store::accounts()` call shares the same in-memory state.
     pub(crate) pool: Mutex<Option<Arc<Mutex<PoolState>>>>,
+    /// Told of every cache entry removal before it commits (see [`crate::CacheObserver`]).
+    pub(crate) cache_observer: RwLock<Option<Arc<dyn crate::cache::CacheObserver>>>,
 }
 
 /// Where a database lives.
@@ -170,6 +172,7 @@ impl Store {
                 pending_access: Mutex::new(PendingAccess::default()),
                 keys_cache: RwLock::new(None),
                 pool: Mutex::new(None),
+                cache_observer: RwLock::new(None),
             }),
         })
     }

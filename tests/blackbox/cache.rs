@@ -1,6 +1,6 @@
 //! The image cache: MISS then HIT, bypass, what is and is not in the key, the
 //! `none` backend, persistence across restarts, LRU eviction under a byte cap,
-//! and coalescing of identical concurrent requests.
+//! coalescing of identical concurrent requests, and the hot cache in front of redb.
 
 use std::time::Duration;
 
@@ -177,4 +177,87 @@ async fn a_partly_failed_n_request_keeps_its_images_for_the_retry() {
     assert_eq!(hit.cache(), "HIT");
     assert_eq!(hit.ok()["data"], body["data"]);
     assert_eq!(s.emu.calls(), 4);
+}
+
+/// Serve `req` until a hit comes from the hot cache (the first hit reads redb and keeps the body).
+async fn until_hot(gw: &Gateway, req: &serde_json::Value) -> serde_json::Value {
+    for _ in 0..50 {
+        let r = gw.generate(req.clone()).await;
+        let body = r.ok();
+        let line = gw.request_line(&r.request_id());
+        if r.cache() == "HIT"
+            && gw.log().lines().any(|l| {
+                l.contains("Cache hit") && l.contains(&r.request_id()) && l.contains("hot=true")
+            })
+        {
+            assert!(line.contains("cache=HIT"), "{line}");
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never served from the hot cache:\n{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_copy_never_outlives_the_stored_entry() {
+    // Clear: the next request is a miss, not the body kept in memory.
+    let s = Setup::simple().await;
+    let req = json!({"prompt": "a hot kettle"});
+    let first = s.gw.generate(req.clone()).await;
+    let first = first.ok();
+    let hot = until_hot(&s.gw, &req).await;
+    assert_eq!(first["data"][0]["b64_json"], hot["data"][0]["b64_json"]);
+    assert_eq!(
+        hot,
+        until_hot(&s.gw, &req).await,
+        "a hot hit serves the same body every time"
+    );
+    let calls = s.emu.calls();
+    let out = s.gw.cli(&["cache", "clear"]).await;
+    assert!(out.ok, "{out:?}");
+    let r = s.gw.generate(req.clone()).await;
+    r.ok();
+    assert_eq!(r.cache(), "MISS", "cleared: not served from memory");
+    assert_eq!(s.emu.calls(), calls + 1);
+    // Another response format of a hot entry is rendered anew, and is kept too.
+    let url = json!({"prompt": "a hot kettle", "response_format": "url"});
+    let body = until_hot(&s.gw, &url).await;
+    assert!(body["data"][0]["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("data:image/")));
+
+    // LRU eviction in the store drops the hot copy.
+    let s = Setup::new(&["bb-gemini-key-1"], |l| l.env("CACHE_MAX_SIZE_MB", "0.3")).await;
+    let req = json!({"prompt": "hot then evicted"});
+    s.gw.generate(req.clone()).await.ok();
+    until_hot(&s.gw, &req).await;
+    for p in ["push one", "push two", "push three", "push four"] {
+        s.gw.generate(json!({ "prompt": p })).await.ok();
+    }
+    // Wait for the writes (they land after the responses).
+    for _ in 0..100 {
+        if s.gw.log().matches("Cache store").count() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = s.emu.calls();
+    let r = s.gw.generate(req.clone()).await;
+    r.ok();
+    assert_eq!(
+        r.cache(),
+        "MISS",
+        "evicted from the store: not served from memory"
+    );
+    assert_eq!(s.emu.calls(), calls + 1);
+
+    // TTL: the hot copy expires with the stored entry.
+    let s = Setup::new(&["bb-gemini-key-1"], |l| l.env("CACHE_TTL_SECONDS", "1")).await;
+    let req = json!({"prompt": "hot then expired"});
+    s.gw.generate(req.clone()).await.ok();
+    until_hot(&s.gw, &req).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = s.gw.generate(req.clone()).await;
+    r.ok();
+    assert_eq!(r.cache(), "MISS", "expired: not served from memory");
 }

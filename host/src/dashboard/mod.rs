@@ -232,7 +232,7 @@ async fn route(
                 body,
                 &parts.headers,
                 MAX_FORM_BYTES,
-                app.config.body_timeout,
+                app.live.load().body_timeout,
             )
             .await?;
             match form_key(&body) {

@@ -7,6 +7,7 @@ use aperture_store::CacheKey;
 use sha2::{Digest, Sha256};
 
 use super::ctx::{CacheStatus, Ctx};
+use super::hot::Ticket;
 use crate::app::{blocking, now_ms, App};
 use crate::config::threshold_name;
 use crate::generated::Generated;
@@ -62,14 +63,45 @@ pub fn key_prefix(key: &CacheKey) -> String {
     hex(&key[..8])
 }
 
-/// Read the cache unless bypassed; records HIT / MISS / BYPASS in `ctx`. A result
-/// whose cache write is still in flight counts as a hit: it is in the cache, nearly.
-pub async fn run(
+/// A cache hit.
+pub struct Hit {
+    /// What the request produced.
+    pub generated: Arc<Generated>,
+    /// For an entry read from the store: its creation time (unix ms) and the hot cache's ticket taken
+    /// before the read. `None` for a result whose write is still pending.
+    pub stored: Option<(u64, Option<Ticket>)>,
+}
+
+/// Serve a hit from the hot cache (no store read, no render), or `None`. The caller has
+/// authenticated, parsed and screened the request; the hit is logged like any other.
+pub fn hot(
     app: &Arc<App>,
     ctx: &mut Ctx,
-    key: CacheKey,
-    bypass: bool,
-) -> Option<Arc<Generated>> {
+    key: &CacheKey,
+    format: crate::policy::ResponseFormat,
+) -> Option<bytes::Bytes> {
+    let (hot, cache) = (app.hot.as_ref()?, app.cache.as_ref()?);
+    let now = now_ms();
+    let pin = ctx.policy(app);
+    let body = hot.get(key, format, &super::hot::renderer(&pin), now)?;
+    ctx.cache_key = Some(key_prefix(key));
+    ctx.cache = Some(CacheStatus::Hit);
+    tracing::info!(request_id = %ctx.request_id, key = %key_prefix(key), hot = true, "Cache hit");
+    // The hit counts for LRU order in the store too; the recorded hits are written now and then.
+    if cache.touch(key, now) {
+        let cache = cache.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = cache.write_access_times() {
+                tracing::warn!(error = %e, "cache: could not record access times");
+            }
+        });
+    }
+    Some(body)
+}
+
+/// Read the cache unless bypassed; records HIT / MISS / BYPASS in `ctx`. A result
+/// whose cache write is still in flight counts as a hit: it is in the cache, nearly.
+pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> Option<Hit> {
     ctx.cache_key = Some(key_prefix(&key));
     let Some(cache) = app.cache.clone() else {
         ctx.cache = Some(CacheStatus::Bypass);
@@ -83,13 +115,17 @@ pub async fn run(
     if let Some(pending) = app.inflight.completed(&key) {
         ctx.cache = Some(CacheStatus::Hit);
         tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), pending_write = true, "Cache hit");
-        return Some(pending);
+        return Some(Hit {
+            generated: pending,
+            stored: None,
+        });
     }
+    let ticket = app.hot.as_ref().map(|hot| hot.ticket(&key));
     // Decoding copies and checks megabytes: do it on the blocking thread too.
     let read = blocking(move || {
-        cache
-            .get(&key, now_ms())
-            .map(|found| found.map(|bytes| Generated::decode(&bytes)))
+        cache.get_entry(&key, now_ms()).map(|found| {
+            found.map(|(bytes, created)| Generated::decode(&bytes).map(|g| (g, created)))
+        })
     })
     .await;
     let found = match read {
@@ -104,10 +140,13 @@ pub async fn run(
         }
     };
     match found {
-        Some(Ok(generated)) => {
+        Some(Ok((generated, created))) => {
             ctx.cache = Some(CacheStatus::Hit);
             tracing::info!(request_id = %ctx.request_id, key = %key_prefix(&key), "Cache hit");
-            Some(Arc::new(generated))
+            Some(Hit {
+                generated: Arc::new(generated),
+                stored: Some((created, ticket)),
+            })
         }
         Some(Err(e)) => {
             tracing::error!(request_id = %ctx.request_id, key = %key_prefix(&key), error = %e, "Cache entry corrupt; removing it");

@@ -6,6 +6,8 @@
 pub mod authenticate;
 pub mod ctx;
 pub mod dispatch;
+pub mod group_commit;
+pub mod hot;
 pub mod interpret;
 pub mod limits;
 pub mod log;
@@ -14,6 +16,7 @@ pub mod parse;
 pub mod partial;
 pub mod respond;
 pub mod screen;
+pub mod splice;
 pub mod store;
 
 use std::sync::Arc;
@@ -66,8 +69,43 @@ pub async fn generate(
         &settings,
     );
     let fresh = wants_fresh(headers);
+    if !fresh {
+        if let Some(body) = lookup::hot(app, ctx, &key, request.response_format) {
+            return Ok(respond::response(ctx, body));
+        }
+    }
     if let Some(hit) = lookup::run(app, ctx, key, fresh).await {
-        return respond::run(app, ctx, hit, request.response_format).await;
+        let Some((created_ms, ticket)) = hit.stored else {
+            return respond::run(app, ctx, hit.generated, request.response_format).await;
+        };
+        // A stored entry renders with its own creation time: the body is then the same for the
+        // entry's life, and the hot cache keeps it for the next hit.
+        let renderer = hot::renderer(&pin);
+        let body = respond::render(
+            app,
+            Some(pin.clone()),
+            hit.generated,
+            request.response_format,
+            created_ms / 1000,
+        )
+        .await?;
+        if let (Some(hot), Some(ticket)) = (&app.hot, ticket) {
+            let ttl = live.cache.ttl_ms;
+            let expires = if ttl == 0 {
+                u64::MAX
+            } else {
+                created_ms.saturating_add(ttl)
+            };
+            hot.insert(
+                &key,
+                request.response_format,
+                body.clone(),
+                expires,
+                &renderer,
+                ticket,
+            );
+        }
+        return Ok(respond::response(ctx, body));
     }
 
     // Identical requests in flight share one dispatch; the first one does the work.

@@ -88,15 +88,19 @@ impl Partial {
         let (Some(key), Some(cache)) = (self.key, app.cache.clone()) else {
             return;
         };
-        let one = Generated {
-            images: call.images.clone(),
-            revised_prompt: call.revised_prompt.clone(),
-            usage: call.usage,
-        };
+        let payload = Generated::encode_parts(&call.images, &call.revised_prompt, call.usage);
         let key = image_key(&key, index);
-        self.writes.push(app.background.spawn(async move {
-            let put = blocking(move || cache.put(&key, &one.encode(), now_ms())).await;
-            if !matches!(put, Ok(Ok(_))) {
+        let app = app.clone();
+        self.writes.push(app.background.clone().spawn(async move {
+            let stored = match &app.cache_writer {
+                // With the other writes that are ready, in one transaction.
+                Some(writer) => writer.write_image(key, payload).await,
+                None => matches!(
+                    blocking(move || cache.put(&key, &payload, now_ms())).await,
+                    Ok(Ok(_))
+                ),
+            };
+            if !stored {
                 tracing::warn!(key = %key_prefix(&key), "Cache write of one image of a request failed");
             }
         }));
@@ -115,11 +119,7 @@ impl Partial {
         let Some(cache) = app.cache.clone().filter(|_| n > 1) else {
             return;
         };
-        let _ = blocking(move || {
-            for i in 0..n {
-                let _ = cache.remove(&image_key(&key, i));
-            }
-        })
-        .await;
+        let keys: Vec<CacheKey> = (0..n).map(|i| image_key(&key, i)).collect();
+        let _ = blocking(move || cache.remove_many(&keys)).await;
     }
 }

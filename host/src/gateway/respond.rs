@@ -12,9 +12,9 @@ use super::ctx::{CacheStatus, Ctx};
 use crate::app::App;
 use crate::errors::GatewayError;
 use crate::generated::Generated;
-use crate::policy::{blobs, Generation, Image, ResponseFormat, Usage};
+use crate::policy::{Generation, Image, PolicySnapshot, ResponseFormat, Usage};
 
-/// The OpenAI response for `generated`.
+/// The OpenAI response for `generated`, created now.
 pub async fn run(
     app: &Arc<App>,
     ctx: &Ctx,
@@ -22,7 +22,20 @@ pub async fn run(
     format: ResponseFormat,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
     let created = crate::app::now_ms() / 1000;
-    let (app2, pin) = (app.clone(), ctx.policy.clone());
+    let body = render(app, ctx.policy.clone(), generated, format, created).await?;
+    Ok(response(ctx, body))
+}
+
+/// The OpenAI response body for `generated` (`created`: unix seconds), rendered by
+/// the translator version the request pinned (`pin`).
+pub async fn render(
+    app: &Arc<App>,
+    pin: Option<PolicySnapshot>,
+    generated: Arc<Generated>,
+    format: ResponseFormat,
+    created: u64,
+) -> Result<Bytes, GatewayError> {
+    let app2 = app.clone();
     let body = app
         .policy_blocking(move || {
             let generation = Generation {
@@ -48,13 +61,18 @@ pub async fn run(
                 .policies
                 .build_response(&pin, &generation, format, created)?;
             let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
-            blobs::splice(&json, &data).map_err(|e| {
+            super::splice::splice(&json, &data).map_err(|e| {
                 tracing::error!(error = %e, "the translator's response could not be completed");
                 GatewayError::Policy(format!("the translator's response: {e}"))
             })
         })
         .await??;
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    Ok(Bytes::from(body))
+}
+
+/// The HTTP response carrying `body`, with the cache status and request id headers.
+pub fn response(ctx: &Ctx, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -67,5 +85,5 @@ pub async fn run(
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert("x-request-id", v);
     }
-    Ok(response)
+    response
 }

@@ -26,7 +26,10 @@ pub async fn run(
     ctx.safety_threshold = Some(threshold_name(threshold));
     let (app2, live, req, pin) = (app.clone(), live.clone(), request.clone(), ctx.policy(app));
     let screening = app
-        .policy_blocking(move || app2.policies.screen(&pin, &req, threshold, &live.policy_config))
+        .policy_blocking(move || {
+            app2.policies
+                .screen(&pin, &req, threshold, &live.policy_config)
+        })
         .await??;
     match screening {
         Screening::Allow(settings) => Ok(settings),

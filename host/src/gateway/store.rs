@@ -1,5 +1,6 @@
 //! Phase 7, store: put a fresh result in the cache (TTL, byte cap, LRU eviction),
 //! logging every eviction. A failed write is logged, never fatal to the request.
+//! With the redb backend the write goes through the group commit (`group_commit.rs`).
 
 use std::sync::Arc;
 
@@ -9,11 +10,15 @@ use super::lookup::key_prefix;
 use crate::app::{blocking, now_ms, App};
 use crate::generated::Generated;
 
-/// Store `generated` under `key`.
+/// Store `generated` under `key`; returns once the write landed (or failed).
 pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Arc<Generated>) {
     let Some(cache) = app.cache.clone() else {
         return;
     };
+    if let Some(writer) = &app.cache_writer {
+        writer.write(request_id, key, generated.clone()).await;
+        return;
+    }
     // Encoding copies megabytes: on the blocking thread, with the write.
     let generated = generated.clone();
     let written = blocking(move || {
@@ -21,19 +26,28 @@ pub async fn run(app: &Arc<App>, request_id: &str, key: CacheKey, generated: &Ar
         (payload.len(), cache.put(&key, &payload, now_ms()))
     })
     .await;
-    let (size, written) = match written {
-        Ok((size, put)) => (size, Ok(put)),
-        Err(e) => (0, Err(e)),
-    };
     match written {
-        Ok(Ok(PutOutcome::Stored { evicted })) => {
-            tracing::info!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache store");
+        Ok((size, Ok(put))) => log_outcome(request_id, &key, size, Ok(put)),
+        Ok((size, Err(e))) => log_outcome(request_id, &key, size, Err(&e.to_string())),
+        Err(e) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
+    }
+}
+
+/// The log lines of one cache write: `Cache store` and its evictions, a skip, or the failure.
+pub fn log_outcome(
+    request_id: &str,
+    key: &CacheKey,
+    size: usize,
+    outcome: Result<PutOutcome, &str>,
+) {
+    match outcome {
+        Ok(PutOutcome::Stored { evicted }) => {
+            tracing::info!(request_id = %request_id, key = %key_prefix(key), bytes = size, "Cache store");
             log_evictions(&evicted);
         }
-        Ok(Ok(PutOutcome::TooLarge)) => {
-            tracing::warn!(request_id = %request_id, key = %key_prefix(&key), bytes = size, "Cache skip: entry larger than CACHE_MAX_SIZE_MB");
+        Ok(PutOutcome::TooLarge) => {
+            tracing::warn!(request_id = %request_id, key = %key_prefix(key), bytes = size, "Cache skip: entry larger than CACHE_MAX_SIZE_MB");
         }
-        Ok(Err(e)) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
         Err(e) => tracing::error!(request_id = %request_id, error = %e, "Cache write failed"),
     }
 }
