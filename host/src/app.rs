@@ -167,7 +167,7 @@ pub struct App {
     /// The validated configuration.
     pub config: Config,
     /// The policy components.
-    pub policies: Policies,
+    pub policies: Arc<Policies>,
     /// The upstream client.
     pub gemini: Gemini,
     /// Upstream calls in flight across all requests, and the queue behind them.
@@ -254,6 +254,8 @@ impl App {
             config.components.limits,
             config.components.rollout,
         )?;
+        let policies = Arc::new(policies);
+        crate::metrics::components::watch(Arc::downgrade(&policies));
         let keys = ClientKeys {
             configured: config
                 .api_keys

@@ -119,16 +119,52 @@ pub(crate) fn open_checked(
     builder: &Builder,
     found: Found,
 ) -> Result<(Database, bool), StoreError> {
-    let mut db = quietly(|| builder.create(path))
-        .map_err(|panic| damaged_by_panic("opening", &panic))?
-        .map_err(classify_open_error)?;
-    if found == Found::Created {
-        return Ok((db, false));
+    // redb marks the file in its header as soon as it opens it; a file refused as damaged must be
+    // left exactly as found (for `store repair` and for whoever inspects it), so the header is put back.
+    let header = match found {
+        Found::Existing => read_header(path),
+        Found::Created => None,
+    };
+    let opened = (|| {
+        let mut db = quietly(|| builder.create(path))
+            .map_err(|panic| damaged_by_panic("opening", &panic))?
+            .map_err(classify_open_error)?;
+        if found == Found::Created {
+            return Ok((db, false));
+        }
+        let clean = quietly(|| db.check_integrity())
+            .map_err(|panic| damaged_by_panic("checking", &panic))?
+            .map_err(classify_open_error)?;
+        Ok((db, !clean))
+    })();
+    if let (Err(StoreError::Damaged(_)), Some(header)) = (&opened, header) {
+        restore_header(path, &header);
     }
-    let clean = quietly(|| db.check_integrity())
-        .map_err(|panic| damaged_by_panic("checking", &panic))?
-        .map_err(classify_open_error)?;
-    Ok((db, !clean))
+    opened
+}
+
+/// The bytes of redb's file header (its commit slots included).
+const HEADER_BYTES: u64 = 4096;
+
+fn read_header(path: &Path) -> Option<Vec<u8>> {
+    let mut header = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(HEADER_BYTES)
+        .read_to_end(&mut header)
+        .ok()?;
+    Some(header)
+}
+
+fn restore_header(path: &Path, header: &[u8]) {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(header).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "could not put the damaged store's header back as found");
+    }
 }
 
 /// A redb open error as this crate reports it: a lock is [`StoreError::Locked`], corruption and

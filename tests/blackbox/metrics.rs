@@ -225,6 +225,41 @@ async fn metrics_count_a_scripted_load_and_leak_nothing() {
         )),
         "{text}"
     );
+    // The policy components: one active version per slot, and its calls counted.
+    for slot in ["translator", "safety", "classifier"] {
+        let active: Vec<&String> = m
+            .keys()
+            .filter(|k| {
+                k.starts_with("aperture_policy_version_info{")
+                    && k.contains(&format!("slot=\"{slot}\""))
+                    && k.contains("role=\"active\"")
+            })
+            .collect();
+        assert_eq!(active.len(), 1, "{slot}: {text}");
+        let version = active[0]
+            .split("version=\"")
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .expect("a version label")
+            .to_string();
+        assert_eq!(version.len(), 8, "{version}");
+        let labels = [("slot", slot), ("version", version.as_str())];
+        if slot != "classifier" {
+            assert!(
+                value(&m, "aperture_component_calls_total", &labels) >= 5.0,
+                "{slot}: {text}"
+            );
+            assert!(
+                value(&m, "aperture_component_call_time_seconds_total", &labels) > 0.0,
+                "{slot}: {text}"
+            );
+        }
+        assert_eq!(
+            value(&m, "aperture_component_traps_total", &labels),
+            0.0,
+            "{slot}"
+        );
+    }
     // Nothing secret, nothing unbounded.
     for p in prompts.iter().chain([&blocked_local, &blocked_upstream]) {
         assert!(!text.contains(p), "prompt text in /metrics: {p}");

@@ -8,6 +8,7 @@
 //! prompt, prompt hash, request id, client key or message is ever a label.
 //! docs/metrics.md lists every metric.
 
+pub mod components;
 pub mod expose;
 pub mod process;
 
@@ -298,6 +299,7 @@ impl Metrics {
             }),
         );
         r.register_collector(Box::new(process::ProcessCollector::new()));
+        r.register_collector(Box::new(components::ComponentCollector));
         // Known states are present (as 0) from the first scrape, so alerts see series.
         for state in ["active", "cooling_down", "exhausted", "disabled"] {
             accounts.get_or_create(&StateLabel { state }).set(0);

@@ -289,6 +289,16 @@ impl Policies {
         Ok(self.registry.history(which.map(Which::name), limit)?)
     }
 
+    /// Every loaded version with its live counters and the part it plays now
+    /// (`active`, `canary`, `shadow`, or `None` when it serves no traffic), for the
+    /// metrics exporter.
+    pub fn versions_for_metrics(&self) -> Vec<VersionMetrics> {
+        let mut out = versions_of(Which::Translator, &self.translator);
+        out.extend(versions_of(Which::Safety, &self.safety));
+        out.extend(versions_of(Which::Classifier, &self.classifier));
+        out
+    }
+
     /// Every slot: its state, versions (with their roles and live counters).
     pub fn list(&self) -> Result<Value, LifecycleError> {
         let mut slots = serde_json::Map::new();
@@ -538,6 +548,48 @@ impl Policies {
         slot.remember(v.clone());
         Ok(v)
     }
+}
+
+/// One loaded version as the metrics exporter sees it.
+#[derive(Debug, Clone)]
+pub struct VersionMetrics {
+    /// The slot name.
+    pub slot: &'static str,
+    /// The first 8 hex digits of its sha256.
+    pub version: String,
+    /// Its label (`embedded`, `config`, an operator's) or `-`.
+    pub label: String,
+    /// `active`, `canary` or `shadow`; `None` when it serves no traffic.
+    pub role: Option<&'static str>,
+    /// Its live counters.
+    pub stats: super::stats::StatsSnapshot,
+}
+
+fn versions_of<P>(which: Which, slot: &Slot<P>) -> Vec<VersionMetrics> {
+    let set = slot.load();
+    slot.all_loaded()
+        .into_iter()
+        .map(|v| {
+            let role = if Arc::ptr_eq(&v, &set.active) {
+                Some("active")
+            } else {
+                match &set.candidate {
+                    Some((c, mode)) if Arc::ptr_eq(c, &v) => Some(match mode {
+                        super::slot::Mode::Canary(_) => "canary",
+                        super::slot::Mode::Shadow => "shadow",
+                    }),
+                    _ => None,
+                }
+            };
+            VersionMetrics {
+                slot: which.name(),
+                version: v.info.short().to_string(),
+                label: v.info.source.clone(),
+                role,
+                stats: v.stats.snapshot(),
+            }
+        })
+        .collect()
 }
 
 fn stats_of<P>(slot: &Slot<P>) -> Vec<(String, super::stats::StatsSnapshot)> {

@@ -27,6 +27,7 @@ pub struct VersionStats {
     shadow_calls: AtomicU64,
     disagreements: AtomicU64,
     fallbacks: AtomicU64,
+    time_us_total: AtomicU64,
     times_us: Mutex<VecDeque<u64>>,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -46,6 +47,8 @@ pub struct StatsSnapshot {
     pub disagreements: u64,
     /// Canary calls redone on the active version after a trap or timeout.
     pub fallbacks: u64,
+    /// Time spent in all calls, microseconds (with `calls`, the mean call time).
+    pub time_us_total: u64,
     /// Median call time over the recent window, microseconds.
     pub median_us: u64,
     /// 99th percentile call time over the recent window, microseconds.
@@ -73,6 +76,8 @@ impl VersionStats {
                 self.traps.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.time_us_total
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let mut times = lock(&self.times_us);
         if times.len() == WINDOW {
             times.pop_front();
@@ -138,6 +143,7 @@ impl VersionStats {
             shadow_calls: self.shadow_calls.load(Ordering::Relaxed),
             disagreements: self.disagreements.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            time_us_total: self.time_us_total.load(Ordering::Relaxed),
             median_us: quantile(0.5),
             p99_us: quantile(0.99),
             outcomes,
