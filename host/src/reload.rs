@@ -193,7 +193,12 @@ pub fn reload(app: &App, trigger: &'static str) -> Result<ReloadReport, ReloadEr
         }
     };
     let live = LiveSettings::from_config(&next);
-    let applied = app.live.load().changes(&live);
+    let mut applied = app.live.load().changes(&live);
+    // The canary and shadow limits live in the policy host (a canary checks them on every call).
+    if app.policies.rollout() != next.components.rollout {
+        app.policies.set_rollout(next.components.rollout);
+        applied.push("policy");
+    }
     let restart_required = restart_required(&app.config, &next);
     if let Some(cache) = &app.cache {
         cache.set_limits(live.cache);

@@ -98,15 +98,22 @@ async fn config_reload_applies_live_settings_and_names_those_that_need_a_restart
     let s = Setup::new(&["bb-gemini-key-1"], |l| l.config(START)).await;
     assert_start_settings(&s).await;
 
-    let file = format!("{CHANGED}[cache]\nttl_seconds = 60\n[upstream]\nmax_attempts = 5\n");
+    let file = format!(
+        "{CHANGED}[cache]\nttl_seconds = 60\n[upstream]\nmax_attempts = 5\n[policy]\ncanary_min_calls = 7\n"
+    );
     std::fs::write(s.gw.config_path(), file).unwrap();
     let out = s.gw.cli(&["config", "reload"]).await;
     assert!(out.ok, "{out:?}");
     assert!(
         out.stdout.contains("now in force: ")
-            && ["safety.threshold", "safety.deny_list", "cache.ttl_seconds"]
-                .iter()
-                .all(|n| out.stdout.contains(n)),
+            && [
+                "safety.threshold",
+                "safety.deny_list",
+                "cache.ttl_seconds",
+                "policy"
+            ]
+            .iter()
+            .all(|n| out.stdout.contains(n)),
         "{out:?}"
     );
     assert!(

@@ -1074,6 +1074,69 @@ mod tests {
     }
 
     #[test]
+    fn a_canary_failing_more_often_than_the_active_version_aborts_by_share() {
+        let store = aperture_store::Store::in_memory().unwrap();
+        // The count rule off: only the failure share can abort the canary.
+        let rollout = Rollout {
+            abort_after_failures: 0,
+            abort_failure_margin: 0.05,
+            min_calls_for_share: 20,
+            ..Rollout::default()
+        };
+        let p = Policies::open(
+            store.components(),
+            &Sources::default(),
+            CallLimits::default(),
+            rollout,
+        )
+        .unwrap();
+        let trap = p
+            .install(Which::Translator, &guest("translator_trap"), None)
+            .unwrap()
+            .version;
+        p.set_candidate(Which::Translator, &trap.sha256[..8], Mode::Canary(99))
+            .unwrap();
+        let pins: Vec<_> = (0..200)
+            .map(|i| p.pin(&format!("share-{i}")))
+            .filter(|pin| pin.translator.on_canary())
+            .take(20)
+            .collect();
+        assert_eq!(pins.len(), 20);
+        let candidate = || {
+            store
+                .components()
+                .slot("translator")
+                .unwrap()
+                .unwrap()
+                .candidate
+        };
+        for pin in &pins[..18] {
+            assert!(p.parse_request(pin, &body("a fox")).unwrap().is_ok());
+        }
+        // A trap at the 19th call: under the minimum calls, the share does not count yet.
+        assert!(p
+            .parse_request(&pins[18], &body("a fox, trap-me"))
+            .unwrap()
+            .is_ok());
+        assert!(candidate().is_some(), "aborted before the minimum calls");
+        // A second one at the 20th: 10% against the active version's 0%, more than 5 points.
+        assert!(p
+            .parse_request(&pins[19], &body("a fox, trap-me"))
+            .unwrap()
+            .is_ok());
+        assert_eq!(candidate(), None);
+        let last = p.history(Some(Which::Translator), 1).unwrap().remove(0);
+        assert_eq!(last.event, "aborted");
+        assert!(
+            last.reason.contains("failure share 10.0%"),
+            "{}",
+            last.reason
+        );
+        let stored = store.components().version(&trap.sha256).unwrap().unwrap();
+        assert_eq!(stored.state, VersionState::Failed);
+    }
+
+    #[test]
     fn a_trapping_canary_falls_back_and_aborts_itself() {
         let store = aperture_store::Store::in_memory().unwrap();
         let p = policies(&store);
