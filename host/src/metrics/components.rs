@@ -26,6 +26,25 @@ pub struct ComponentCollector;
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// One metric family of `series`, each value encoded as the metric `make` builds.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&prometheus_client::registry::Unit>,
+    series: &[(Labels, f64)],
+    make: impl Fn(f64) -> M,
+) -> Result<(), std::fmt::Error> {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, unit, make(0.0).metric_type())?;
+    for (labels, value) in series {
+        make(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -33,15 +52,7 @@ fn counter(
     unit: Option<&prometheus_client::registry::Unit>,
     series: &[(Labels, f64)],
 ) -> Result<(), std::fmt::Error> {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut family =
-        encoder.encode_descriptor(name, help, unit, ConstCounter::new(0.0).metric_type())?;
-    for (labels, value) in series {
-        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(encoder, name, help, unit, series, ConstCounter::new)
 }
 
 fn gauge(
@@ -51,15 +62,7 @@ fn gauge(
     unit: Option<&prometheus_client::registry::Unit>,
     series: &[(Labels, f64)],
 ) -> Result<(), std::fmt::Error> {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut family =
-        encoder.encode_descriptor(name, help, unit, ConstGauge::new(0.0).metric_type())?;
-    for (labels, value) in series {
-        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(encoder, name, help, unit, series, ConstGauge::new)
 }
 
 impl Collector for ComponentCollector {

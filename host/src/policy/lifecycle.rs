@@ -181,17 +181,7 @@ impl Policies {
             .registry
             .resolve(which.name(), reference)
             .map_err(store_error)?;
-        match which {
-            Which::Translator => {
-                self.make_active::<Translator>(&version.sha256, "activated", "operator")
-            }
-            Which::Safety => {
-                self.make_active::<SafetyPre>(&version.sha256, "activated", "operator")
-            }
-            Which::Classifier => {
-                self.make_active::<ClassifierPre>(&version.sha256, "activated", "operator")
-            }
-        }
+        self.make_active_in(which, &version.sha256, "activated", "operator")
     }
 
     /// The candidate becomes active; the old active becomes previous.
@@ -204,17 +194,7 @@ impl Policies {
                 which.name()
             )));
         };
-        match which {
-            Which::Translator => {
-                self.make_active::<Translator>(&candidate.sha256, "promoted", "operator")
-            }
-            Which::Safety => {
-                self.make_active::<SafetyPre>(&candidate.sha256, "promoted", "operator")
-            }
-            Which::Classifier => {
-                self.make_active::<ClassifierPre>(&candidate.sha256, "promoted", "operator")
-            }
-        }
+        self.make_active_in(which, &candidate.sha256, "promoted", "operator")
     }
 
     /// The previous version becomes active again.
@@ -227,15 +207,7 @@ impl Policies {
                 which.name()
             )));
         };
-        match which {
-            Which::Translator => {
-                self.make_active::<Translator>(&previous, "rolled_back", "operator")
-            }
-            Which::Safety => self.make_active::<SafetyPre>(&previous, "rolled_back", "operator"),
-            Which::Classifier => {
-                self.make_active::<ClassifierPre>(&previous, "rolled_back", "operator")
-            }
-        }
+        self.make_active_in(which, &previous, "rolled_back", "operator")
     }
 
     /// Drop the candidate (back to 0%).
@@ -404,6 +376,21 @@ impl Policies {
         });
         log_event(&e);
         self.slot_json(which)
+    }
+
+    /// [`Policies::make_active`] for the slot `which`.
+    fn make_active_in(
+        &self,
+        which: Which,
+        sha256: &str,
+        event: &str,
+        reason: &str,
+    ) -> Result<Value, LifecycleError> {
+        match which {
+            Which::Translator => self.make_active::<Translator>(sha256, event, reason),
+            Which::Safety => self.make_active::<SafetyPre>(sha256, event, reason),
+            Which::Classifier => self.make_active::<ClassifierPre>(sha256, event, reason),
+        }
     }
 
     /// Make `sha256` active (`event`: activated, promoted, rolled_back).
