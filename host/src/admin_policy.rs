@@ -146,22 +146,13 @@ pub async fn handle(
                         id,
                     ))
                 }
-                Ok(Err(LifecycleError::Refused(report))) => {
-                    let message = format!(
-                        "the component was refused: {}",
-                        report.refused.as_deref().unwrap_or("verification failed")
-                    );
-                    Ok(json_response(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &json!({"error": {
-                            "message": message,
-                            "type": "invalid_request_error",
-                            "code": "IMG_COMPONENT_REFUSED",
-                            "request_id": id,
-                        }, "report": report}),
-                        id,
-                    ))
-                }
+                Ok(Err(LifecycleError::Refused(report))) => Err(GatewayError::ComponentRefused {
+                    reason: report
+                        .refused
+                        .clone()
+                        .unwrap_or_else(|| "verification failed".into()),
+                    report: serde_json::to_value(&report).unwrap_or_default(),
+                }),
                 Ok(Err(e)) => Err(lifecycle_error(e)),
             }
         }

@@ -143,6 +143,15 @@ pub enum GatewayError {
         /// Every problem found.
         problems: Vec<String>,
     },
+    /// A policy component failed verification and was not installed; `report` is its
+    /// verification report (sent beside the error).
+    #[error("the component was refused: {reason}")]
+    ComponentRefused {
+        /// The first reason it was refused.
+        reason: String,
+        /// The whole verification report.
+        report: serde_json::Value,
+    },
     /// Every account is cooling down or out of quota.
     #[error("all upstream accounts are out of quota or cooling down; retry after {retry_after} seconds, or ask the operator to add accounts")]
     QuotaExhausted {
@@ -220,7 +229,7 @@ impl GatewayError {
             Admin { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            ConfigRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ConfigRejected { .. } | ComponentRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             ClientClosed { .. } => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             NoAccounts | NoAccountForModel { .. } | Overloaded { .. } | AuthStorage(_) => {
@@ -248,7 +257,8 @@ impl GatewayError {
             | SafetyBlocked { .. }
             | ClientClosed { .. }
             | Admin { .. }
-            | ConfigRejected { .. } => ErrorType::UserError,
+            | ConfigRejected { .. }
+            | ComponentRefused { .. } => ErrorType::UserError,
             Upstream { error_type, .. } | NoImage { error_type, .. } => *error_type,
             QuotaExhausted { .. } => ErrorType::ApiError,
             NoAccounts
@@ -277,6 +287,7 @@ impl GatewayError {
             SafetyBlocked { .. } => "IMG_SAFETY_BLOCKED",
             Admin { code, .. } => code,
             ConfigRejected { .. } => "IMG_CONFIG_INVALID",
+            ComponentRefused { .. } => "IMG_COMPONENT_REFUSED",
             QuotaExhausted { .. } => "IMG_QUOTA_EXHAUSTED",
             ClientClosed { .. } => "IMG_CLIENT_CLOSED",
             NoAccounts | NoAccountForModel { .. } => "IMG_NO_ACCOUNTS",
@@ -347,7 +358,13 @@ impl GatewayError {
         if let GatewayError::ConfigRejected { problems } = self {
             error["problems"] = json!(problems);
         }
-        let body = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
+        let body = match self {
+            GatewayError::ComponentRefused { report, .. } => {
+                json!({ "error": error, "report": report })
+            }
+            _ => json!({ "error": error }),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
