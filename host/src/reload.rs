@@ -203,6 +203,16 @@ pub fn reload(app: &App, trigger: &'static str) -> Result<ReloadReport, ReloadEr
     if let Some(cache) = &app.cache {
         cache.set_limits(live.cache);
     }
+    // Hot copies carry the expiry of the TTL they were stored under: a new TTL or cap drops them
+    // (the next hits refill them from the store, under the new limits).
+    if applied
+        .iter()
+        .any(|a| *a == "cache.ttl_seconds" || *a == "cache.max_size_mb")
+    {
+        if let Some(hot) = &app.hot {
+            aperture_store::CacheObserver::clearing(hot.as_ref());
+        }
+    }
     app.gemini
         .set_request_timeout(live.upstream_request_timeout);
     app.live.store(Arc::new(live));

@@ -192,3 +192,37 @@ async fn a_bad_file_is_refused_whole_with_every_problem_and_the_old_configuratio
     );
     assert_changed_settings(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_ttl_reaches_the_hot_copies_too() {
+    let s = Setup::new(&["bb-gemini-key-1"], |l| {
+        l.config("[cache]\nttl_seconds = 3600\n")
+    })
+    .await;
+    let prompt = json!({"prompt": "a hot copy of a lighthouse"});
+    let first = s.gw.generate(prompt.clone()).await;
+    first.ok();
+    assert_eq!(first.cache(), "MISS");
+    // Repeat until a hit is served from the in-memory hot cache (after the write landed).
+    let mut hot = false;
+    for _ in 0..50 {
+        let again = s.gw.generate(prompt.clone()).await;
+        again.ok();
+        assert_eq!(again.cache(), "HIT");
+        if s.gw.log().contains("hot=true") {
+            hot = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(hot, "no hit from the hot cache:\n{}", s.gw.log());
+
+    std::fs::write(s.gw.config_path(), "[cache]\nttl_seconds = 1\n").unwrap();
+    let v = reload_over_http(&s.gw).await.ok();
+    assert_eq!(v["applied"], json!(["cache.ttl_seconds"]), "{v}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Stored over a second ago: expired under the new TTL, in the store and in memory alike.
+    let after = s.gw.generate(prompt.clone()).await;
+    after.ok();
+    assert_eq!(after.cache(), "MISS", "a hot copy outlived the new TTL");
+}
