@@ -49,7 +49,7 @@ pub fn to_format(image: GenImage, format: OutputFormat) -> Result<GenImage, Conv
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     let bytes = b64
-        .decode(image.b64.as_bytes())
+        .decode(&image.b64)
         .map_err(|_| ConvertError::NotBase64)?;
     let decoded = image::load_from_memory(&bytes).map_err(|e| ConvertError::Decode {
         mime: image.mime_type.clone(),
@@ -71,7 +71,7 @@ pub fn to_format(image: GenImage, format: OutputFormat) -> Result<GenImage, Conv
     encoded.map_err(|e| ConvertError::Encode(mime, e.to_string()))?;
     Ok(GenImage {
         mime_type: mime.to_string(),
-        b64: b64.encode(out.into_inner()),
+        b64: b64.encode(out.into_inner()).into(),
     })
 }
 
@@ -86,7 +86,9 @@ mod tests {
             .unwrap();
         GenImage {
             mime_type: "image/png".into(),
-            b64: base64::engine::general_purpose::STANDARD.encode(out.into_inner()),
+            b64: base64::engine::general_purpose::STANDARD
+                .encode(out.into_inner())
+                .into(),
         }
     }
 

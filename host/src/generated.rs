@@ -2,6 +2,7 @@
 //! and its compact byte format in the cache: a small JSON header, then the image
 //! data back to back, so a hit costs one read and no base64 work.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// One final image.
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct GenImage {
     /// MIME type, e.g. `image/png`.
     pub mime_type: String,
-    /// Base64 data, exactly as the upstream sent it.
-    pub b64: String,
+    /// Base64 data, exactly as the upstream sent it: usually a slice of the upstream
+    /// body or of the cache entry it was read from (shared, never copied).
+    pub b64: Bytes,
 }
 
 /// Token usage summed over the upstream calls.
@@ -49,6 +51,13 @@ pub struct Generated {
 
 const MAGIC: &[u8; 4] = b"APC1";
 
+/// Whether `data` holds only base64 characters (standard or URL-safe alphabet): text that
+/// needs no escaping in a JSON string.
+pub fn plain_base64(data: &[u8]) -> bool {
+    data.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     revised_prompt: Option<String>,
@@ -62,18 +71,9 @@ struct Header {
 pub struct CorruptEntry(&'static str);
 
 impl Generated {
-    /// Encode for the cache.
+    /// Encode for the cache (the one copy of the images a write makes).
     pub fn encode(&self) -> Vec<u8> {
-        Self::encode_parts(&self.images, &self.revised_prompt, self.usage)
-    }
-
-    /// Encode these parts of a result for the cache, as [`Generated::encode`] would (no copy of the
-    /// images other than into the output).
-    pub fn encode_parts(
-        images: &[GenImage],
-        revised_prompt: &Option<String>,
-        usage: TokenUsage,
-    ) -> Vec<u8> {
+        let (images, revised_prompt, usage) = (&self.images, &self.revised_prompt, self.usage);
         let header = Header {
             revised_prompt: revised_prompt.clone(),
             usage,
@@ -89,7 +89,7 @@ impl Generated {
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
         for image in images {
-            out.extend_from_slice(image.b64.as_bytes());
+            out.extend_from_slice(&image.b64);
         }
         out
     }
@@ -99,8 +99,8 @@ impl Generated {
         self.images.iter().map(|i| i.b64.len() + 64).sum::<usize>() + 64
     }
 
-    /// Decode a cache payload.
-    pub fn decode(bytes: &[u8]) -> Result<Generated, CorruptEntry> {
+    /// Decode a cache payload. The images are slices of `bytes` (no copy).
+    pub fn decode(bytes: &Bytes) -> Result<Generated, CorruptEntry> {
         let rest = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or(CorruptEntry("bad magic"))?;
@@ -108,22 +108,26 @@ impl Generated {
             .split_at_checked(4)
             .ok_or(CorruptEntry("truncated header length"))?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let (header, mut data) = rest
-            .split_at_checked(len)
-            .ok_or(CorruptEntry("truncated header"))?;
+        let header = rest.get(..len).ok_or(CorruptEntry("truncated header"))?;
         let header: Header =
             serde_json::from_slice(header).map_err(|_| CorruptEntry("bad header"))?;
+        let mut at = MAGIC.len() + 4 + len;
         let mut images = Vec::with_capacity(header.images.len());
         for (mime_type, len) in header.images {
-            let (b64, rest) = data
-                .split_at_checked(len)
+            let end = at
+                .checked_add(len)
+                .filter(|&end| end <= bytes.len())
                 .ok_or(CorruptEntry("truncated image"))?;
-            let b64 = std::str::from_utf8(b64)
-                .map_err(|_| CorruptEntry("image data is not text"))?
-                .to_string();
-            images.push(GenImage { mime_type, b64 });
-            data = rest;
+            if !plain_base64(&bytes[at..end]) {
+                return Err(CorruptEntry("image data is not base64"));
+            }
+            images.push(GenImage {
+                mime_type,
+                b64: bytes.slice(at..end),
+            });
+            at = end;
         }
+        let data = &bytes[at..];
         if !data.is_empty() {
             return Err(CorruptEntry("trailing bytes"));
         }
@@ -160,9 +164,14 @@ mod tests {
                 total: 1133,
             },
         };
-        let bytes = g.encode();
+        let bytes = Bytes::from(g.encode());
         assert_eq!(Generated::decode(&bytes).unwrap(), g);
-        assert!(Generated::decode(&bytes[..bytes.len() - 1]).is_err());
-        assert!(Generated::decode(b"junk").is_err());
+        assert!(Generated::decode(&bytes.slice(..bytes.len() - 1)).is_err());
+        assert!(Generated::decode(&Bytes::from_static(b"junk")).is_err());
+        // Image data that is not base64 is damage too.
+        let mut bad = g.encode();
+        let last = bad.len() - 1;
+        bad[last] = b'"';
+        assert!(Generated::decode(&Bytes::from(bad)).is_err());
     }
 }

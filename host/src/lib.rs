@@ -25,6 +25,7 @@ pub mod live;
 pub mod log_rotation;
 pub mod logging;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod policy_cli;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,7 +19,11 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::errors::GatewayError;
+use crate::gateway::body::Chunks;
 use crate::gateway::{self, Ctx};
+
+/// Every response body: a whole buffer, or a generation's pieces (`gateway::body`).
+pub type ResponseBody = Either<Full<Bytes>, Chunks>;
 
 /// What a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +110,10 @@ async fn handle(
     req: Request<Incoming>,
     peer: IpAddr,
     role: Role,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let id = request_id(&req);
     if let Err(e) = check_head(&req) {
-        return e.render(&id);
+        return e.render(&id).map(Either::Left);
     }
     // From here on the "peer" is the client's address (a trusted proxy's X-Forwarded-For).
     let peer = crate::client_ip::resolve(peer, req.headers(), &app.config.trusted_proxies);
@@ -130,7 +134,9 @@ async fn handle(
             _ => Err(not_allowed("GET")),
         },
         p if (p == "/dashboard" || p.starts_with("/dashboard/")) && admin_here => {
-            return crate::dashboard::handle(app, req, id, peer, role).await
+            return crate::dashboard::handle(app, req, id, peer, role)
+                .await
+                .map(Either::Left)
         }
         "/readyz" => match method {
             Method::GET => Ok(crate::readiness::response(
@@ -156,7 +162,7 @@ async fn handle(
         },
         _ => Err(GatewayError::NotFound(path.clone())),
     };
-    result.unwrap_or_else(|e| e.render(&id))
+    result.unwrap_or_else(|e| e.render(&id)).map(Either::Left)
 }
 
 /// `/v1/images/generations`. The request runs in its own task, so a client that
@@ -168,7 +174,7 @@ async fn generations(
     req: Request<Incoming>,
     id: String,
     peer: IpAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let waiting = ClientWaiting::default();
     let gone = waiting.0.clone();
     let task = app.background.spawn({
@@ -187,8 +193,8 @@ async fn generations(
                 }),
             };
             let (mut response, error) = match result {
-                Ok(response) => (response, None),
-                Err(e) => (e.render(&id), Some(e)),
+                Ok(response) => (response.map(Either::Right), None),
+                Err(e) => (e.render(&id).map(Either::Left), Some(e)),
             };
             if let Some(v) = ctx
                 .policy
@@ -209,7 +215,9 @@ async fn generations(
         }
     });
     let response = task.await.unwrap_or_else(|e| {
-        GatewayError::Internal(format!("the request task failed: {e}")).render("-")
+        GatewayError::Internal(format!("the request task failed: {e}"))
+            .render("-")
+            .map(Either::Left)
     });
     waiting.answered();
     response
@@ -300,7 +308,7 @@ async fn images_generations(
     ctx: &mut Ctx,
     req: Request<Incoming>,
     peer: IpAddr,
-) -> Result<Response<Full<Bytes>>, GatewayError> {
+) -> Result<Response<Chunks>, GatewayError> {
     let client = gateway::authenticate::run(app, req.headers(), peer).await?;
     ctx.client = Some(client.clone());
     // Held until the request ends (also when the client left: its work still costs memory).

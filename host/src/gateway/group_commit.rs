@@ -19,20 +19,21 @@ use crate::generated::Generated;
 
 /// Most results in one transaction.
 const MAX_BATCH: usize = 256;
-/// Most payload bytes in one transaction (bounds the memory a batch holds encoded at once).
-const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Most payload bytes in one transaction: a batch is encoded (copied) at once, and redb holds its dirty
+/// pages until the commit, so this bounds the memory a batch adds. One fsync per 16 MiB costs little.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
-/// What to store: a whole result (logged as `Cache store`), or one image of a request, encoded.
+/// What to store: a whole result (logged as `Cache store`), or one image of a request. Queued jobs share
+/// the images with the request; they are encoded only when their batch is written.
 enum Payload {
     Result(Arc<Generated>),
-    Image(Vec<u8>),
+    Image(Arc<Generated>),
 }
 
 impl Payload {
     fn len(&self) -> usize {
         match self {
-            Payload::Result(g) => g.encoded_len(),
-            Payload::Image(p) => p.len(),
+            Payload::Result(g) | Payload::Image(g) => g.encoded_len(),
         }
     }
 }
@@ -93,9 +94,8 @@ impl GroupCommit {
         }
     }
 
-    /// Store one image of a request (`partial.rs`), already encoded, without a log line; `true` once it is
-    /// committed.
-    pub async fn write_image(&self, key: CacheKey, payload: Vec<u8>) -> bool {
+    /// Store one image of a request (`partial.rs`) without a log line; `true` once it is committed.
+    pub async fn write_image(&self, key: CacheKey, payload: Arc<Generated>) -> bool {
         self.submit(|done| Job {
             request_id: None,
             key,
@@ -131,8 +131,7 @@ fn commit(cache: &Cache, batch: Vec<Job>) {
     let mut entries = Vec::with_capacity(batch.len());
     for job in batch {
         let payload = match job.payload {
-            Payload::Result(g) => g.encode(),
-            Payload::Image(p) => p,
+            Payload::Result(g) | Payload::Image(g) => g.encode(),
         };
         jobs.push((job.request_id, job.key, payload.len(), job.done));
         entries.push((job.key, payload));

@@ -1,5 +1,5 @@
 //! The hot cache: ready-to-send response bodies of recent cache hits, in memory in front of redb, served as
-//! shared [`Bytes`] with no copy and no component render. It is a copy of what the store holds, never more:
+//! shared pieces ([`Chunks`]) with no copy and no component render. It is a copy of what the store holds, never more:
 //!
 //! - keyed by the same cache key (plus `response_format`), so nothing is served across what the key separates;
 //!   each body also remembers the translator version that rendered it and is served only while that version
@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use aperture_store::{CacheKey, CacheObserver};
-use bytes::Bytes;
 use indexmap::IndexMap;
+
+use super::body::Chunks;
 
 use crate::policy::ResponseFormat;
 
@@ -33,7 +34,7 @@ type HotKey = (CacheKey, u8);
 /// One ready-to-send body.
 #[derive(Clone)]
 struct HotBody {
-    body: Bytes,
+    body: Chunks,
     /// Unix ms at which the stored entry expires (`u64::MAX`: never).
     expires_ms: u64,
     /// sha256 of the translator version that rendered it.
@@ -41,7 +42,7 @@ struct HotBody {
 }
 
 fn weight(body: &HotBody) -> u64 {
-    body.body.len() as u64 + OVERHEAD
+    body.body.len() + OVERHEAD
 }
 
 /// Bodies in least- to most-recently-used order, with their total weight. (A few hundred entries at
@@ -113,7 +114,7 @@ impl HotCache {
         format: ResponseFormat,
         renderer: &str,
         now_ms: u64,
-    ) -> Option<Bytes> {
+    ) -> Option<Chunks> {
         let hot_key = (*key, format_id(format));
         let mut lru = self.lru();
         let at = lru.bodies.get_index_of(&hot_key)?;
@@ -143,7 +144,7 @@ impl HotCache {
         &self,
         key: &CacheKey,
         format: ResponseFormat,
-        body: Bytes,
+        body: Chunks,
         expires_ms: u64,
         renderer: &str,
         ticket: Ticket,
@@ -210,6 +211,7 @@ impl CacheObserver for HotCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn key(n: u8) -> CacheKey {
         [n; 32]
@@ -222,15 +224,15 @@ mod tests {
         hot.insert(
             &key(1),
             ResponseFormat::B64Json,
-            Bytes::from_static(b"{}"),
+            Chunks::from(Bytes::from_static(b"{}")),
             1_000,
             "v1",
             t,
         );
         assert_eq!(
             hot.get(&key(1), ResponseFormat::B64Json, "v1", 10)
-                .as_deref(),
-            Some(&b"{}"[..])
+                .map(|b| b.to_bytes()),
+            Some(Bytes::from_static(b"{}"))
         );
         assert!(hot.get(&key(1), ResponseFormat::Url, "v1", 10).is_none());
         assert!(
@@ -247,7 +249,7 @@ mod tests {
         hot.insert(
             &key(1),
             ResponseFormat::Url,
-            Bytes::from_static(b"u"),
+            Chunks::from(Bytes::from_static(b"u")),
             u64::MAX,
             "v1",
             t,
@@ -258,7 +260,7 @@ mod tests {
         hot.insert(
             &key(2),
             ResponseFormat::Url,
-            Bytes::from_static(b"u"),
+            Chunks::from(Bytes::from_static(b"u")),
             u64::MAX,
             "v1",
             t,
@@ -275,7 +277,7 @@ mod tests {
         hot.insert(
             &key(3),
             ResponseFormat::B64Json,
-            Bytes::from_static(b"old"),
+            Chunks::from(Bytes::from_static(b"old")),
             u64::MAX,
             "v1",
             t,
@@ -286,7 +288,7 @@ mod tests {
         hot.insert(
             &key(4),
             ResponseFormat::B64Json,
-            Bytes::from_static(b"old"),
+            Chunks::from(Bytes::from_static(b"old")),
             u64::MAX,
             "v1",
             t,
@@ -302,7 +304,7 @@ mod tests {
             hot.insert(
                 &key(i),
                 ResponseFormat::B64Json,
-                Bytes::from(vec![0u8; 1_000]),
+                Chunks::from(Bytes::from(vec![0u8; 1_000])),
                 u64::MAX,
                 "v1",
                 t,

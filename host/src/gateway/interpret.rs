@@ -45,9 +45,8 @@ pub fn success(
         retry_after: None,
     }
     };
-    let mut value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
-    let mut blobs = blobs::extract(&mut value);
+    // The image data stays in `body`: the images are slices of it.
+    let (value, mut blobs) = blobs::extract_body(body).map_err(|e| malformed(e.to_string()))?;
     let outcome = app
         .policies
         .parse_response(pin, &value.to_string())?
@@ -56,7 +55,7 @@ pub fn success(
         UpstreamOutcome::Images(generation) => {
             let mut images = Vec::with_capacity(generation.images.len());
             for image in generation.images {
-                // Move the (megabytes of) base64 out rather than copy it.
+                // The (megabytes of) base64 are shared with the body, not copied.
                 let b64 = blobs
                     .take_image(image.blob)
                     .map_err(|e| GatewayError::Policy(format!("the translator's answer: {e}")))?;

@@ -79,7 +79,7 @@ pub fn hot(
     ctx: &mut Ctx,
     key: &CacheKey,
     format: crate::policy::ResponseFormat,
-) -> Option<bytes::Bytes> {
+) -> Option<super::body::Chunks> {
     let (hot, cache) = (app.hot.as_ref()?, app.cache.as_ref()?);
     let now = now_ms();
     let pin = ctx.policy(app);
@@ -121,10 +121,10 @@ pub async fn run(app: &Arc<App>, ctx: &mut Ctx, key: CacheKey, bypass: bool) -> 
         });
     }
     let ticket = app.hot.as_ref().map(|hot| hot.ticket(&key));
-    // Decoding copies and checks megabytes: do it on the blocking thread too.
+    // Reading copies the entry out of redb and decoding checks it: on the blocking thread.
     let read = blocking(move || {
         cache.get_entry(&key, now_ms()).map(|found| {
-            found.map(|(bytes, created)| Generated::decode(&bytes).map(|g| (g, created)))
+            found.map(|(bytes, created)| Generated::decode(&bytes.into()).map(|g| (g, created)))
         })
     })
     .await;

@@ -4,6 +4,7 @@
 //! state between them.
 
 pub mod authenticate;
+pub mod body;
 pub mod ctx;
 pub mod dispatch;
 pub mod group_commit;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
-use http_body_util::Full;
 
 pub use ctx::{CacheStatus, Ctx};
 
@@ -55,7 +55,7 @@ pub async fn generate(
     live: &Arc<LiveSettings>,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<Response<Full<Bytes>>, GatewayError> {
+) -> Result<Response<body::Chunks>, GatewayError> {
     // Each slot's version is taken once, here, and used by every phase after.
     let pin = ctx.policy(app);
     let mut request = parse::run(app, ctx, body).await?;

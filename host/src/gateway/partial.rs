@@ -58,7 +58,7 @@ impl Partial {
         let have = read
             .into_iter()
             .map(|bytes| {
-                let g = Generated::decode(&bytes?).ok()?;
+                let g = Generated::decode(&bytes?.into()).ok()?;
                 Some(CallResult {
                     images: g.images,
                     revised_prompt: g.revised_prompt,
@@ -88,15 +88,20 @@ impl Partial {
         let (Some(key), Some(cache)) = (self.key, app.cache.clone()) else {
             return;
         };
-        let payload = Generated::encode_parts(&call.images, &call.revised_prompt, call.usage);
+        // The images are shared, not copied: they are encoded once, by the writer.
+        let image = Arc::new(Generated {
+            images: call.images.clone(),
+            revised_prompt: call.revised_prompt.clone(),
+            usage: call.usage,
+        });
         let key = image_key(&key, index);
         let app = app.clone();
         self.writes.push(app.background.clone().spawn(async move {
             let stored = match &app.cache_writer {
                 // With the other writes that are ready, in one transaction.
-                Some(writer) => writer.write_image(key, payload).await,
+                Some(writer) => writer.write_image(key, image).await,
                 None => matches!(
-                    blocking(move || cache.put(&key, &payload, now_ms())).await,
+                    blocking(move || cache.put(&key, &image.encode(), now_ms())).await,
                     Ok(Ok(_))
                 ),
             };

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response};
-use http_body_util::Full;
 
+use super::body::Chunks;
 use super::ctx::{CacheStatus, Ctx};
 use crate::app::App;
 use crate::errors::GatewayError;
@@ -20,7 +19,7 @@ pub async fn run(
     ctx: &Ctx,
     generated: Arc<Generated>,
     format: ResponseFormat,
-) -> Result<Response<Full<Bytes>>, GatewayError> {
+) -> Result<Response<Chunks>, GatewayError> {
     let created = crate::app::now_ms() / 1000;
     let body = render(app, ctx.policy.clone(), generated, format, created).await?;
     Ok(response(ctx, body))
@@ -34,7 +33,7 @@ pub async fn render(
     generated: Arc<Generated>,
     format: ResponseFormat,
     created: u64,
-) -> Result<Bytes, GatewayError> {
+) -> Result<Chunks, GatewayError> {
     let app2 = app.clone();
     let body = app
         .policy_blocking(move || {
@@ -60,19 +59,19 @@ pub async fn render(
             let json = app2
                 .policies
                 .build_response(&pin, &generation, format, created)?;
-            let data: Vec<&str> = generated.images.iter().map(|i| i.b64.as_str()).collect();
+            let data: Vec<_> = generated.images.iter().map(|i| i.b64.clone()).collect();
             super::splice::splice(&json, &data).map_err(|e| {
                 tracing::error!(error = %e, "the translator's response could not be completed");
                 GatewayError::Policy(format!("the translator's response: {e}"))
             })
         })
         .await??;
-    Ok(Bytes::from(body))
+    Ok(body)
 }
 
 /// The HTTP response carrying `body`, with the cache status and request id headers.
-pub fn response(ctx: &Ctx, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
+pub fn response(ctx: &Ctx, body: Chunks) -> Response<Chunks> {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,

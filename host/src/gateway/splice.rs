@@ -1,19 +1,16 @@
-//! Splicing image data into the translator's rendered response with ONE copy of the megabytes: the
-//! blob tokens are swapped for unguessable markers, the (small) JSON is serialised, and the output is
-//! written once, straight into a buffer of the exact size, with each image's base64 copied into its
-//! marker's place. Same rules and same bytes as `policy::blobs::splice` (images only where they are
-//! rendered: `data[i].b64_json` and the tail of a `data[i].url` data URI), which remains the fallback for
-//! image data that would need JSON escaping (never true of base64).
+//! Splicing image data into the translator's rendered response with NO copy of the megabytes: the blob
+//! tokens are swapped for unguessable markers, the (small) JSON is serialised, and the body is the pieces
+//! of that text between the markers with each image's base64 — the shared buffer it arrived in — in its
+//! marker's place ([`Chunks`]). Same rules and same bytes as `policy::blobs::splice` (images only where
+//! they are rendered: `data[i].b64_json` and the tail of a `data[i].url` data URI), which remains the
+//! fallback for image data that would need JSON escaping (never true of base64).
 
+use bytes::Bytes;
 use serde_json::Value;
 
+use super::body::Chunks;
+use crate::generated::plain_base64;
 use crate::policy::blobs::{self, BlobError, SpliceError, TOKEN_PREFIX};
-
-/// Characters base64 (standard or URL-safe) may contain: none needs escaping in a JSON string.
-fn plain(data: &str) -> bool {
-    data.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
-}
 
 fn token_id(s: &str) -> Option<u32> {
     let digits = s.strip_prefix(TOKEN_PREFIX)?;
@@ -23,10 +20,14 @@ fn token_id(s: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The response `json` (with blob tokens) with `images[id]` spliced in, as bytes.
-pub fn splice(json: &str, images: &[&str]) -> Result<Vec<u8>, SpliceError> {
-    if !images.iter().all(|d| plain(d)) {
-        return blobs::splice(json, images).map(String::into_bytes);
+/// The response `json` (with blob tokens) with `images[id]` spliced in.
+pub fn splice(json: &str, images: &[Bytes]) -> Result<Chunks, SpliceError> {
+    if !images.iter().all(|d| plain_base64(d)) {
+        let text: Vec<&str> = images
+            .iter()
+            .map(|d| std::str::from_utf8(d).map_err(|_| SpliceError::NotText))
+            .collect::<Result<_, _>>()?;
+        return blobs::splice(json, &text).map(|s| Chunks::from(Bytes::from(s)));
     }
     let mut value: Value = serde_json::from_str(json).map_err(|_| SpliceError::NotJson)?;
     // A marker no text can contain: 128 random bits, fresh for every call.
@@ -38,40 +39,44 @@ pub fn splice(json: &str, images: &[&str]) -> Result<Vec<u8>, SpliceError> {
             Err(SpliceError::Blob(BlobError::Unknown(id)))
         }
     };
-    let mut spliced = 0usize;
     if let Some(items) = value.get_mut("data").and_then(Value::as_array_mut) {
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::String(b64)) = item.get_mut("b64_json") {
                 if let Some(id) = token_id(b64) {
-                    let id = check(id)?;
-                    *b64 = format!("{marker}{id}@");
-                    spliced += images[id as usize].len();
+                    *b64 = format!("{marker}{}@", check(id)?);
                 }
             }
             if let Some(Value::String(url)) = item.get_mut("url") {
                 if let Some((head, tail)) = url.rsplit_once("base64,") {
                     if let (true, Some(id)) = (head.starts_with("data:"), token_id(tail)) {
-                        let id = check(id)?;
-                        *url = format!("{head}base64,{marker}{id}@");
-                        spliced += images[id as usize].len();
+                        *url = format!("{head}base64,{marker}{}@", check(id)?);
                     }
                 }
             }
         }
     }
-    let text = serde_json::to_string(&value).map_err(|_| SpliceError::NotJson)?;
-    let mut out = Vec::with_capacity(text.len() + spliced);
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find(&marker) {
-        out.extend_from_slice(&rest.as_bytes()[..at]);
-        let after = &rest[at + marker.len()..];
-        let end = after.find('@').ok_or(SpliceError::NotJson)?;
-        let id: usize = after[..end].parse().map_err(|_| SpliceError::NotJson)?;
-        out.extend_from_slice(images[id].as_bytes());
-        rest = &after[end + 1..];
+    let text = Bytes::from(serde_json::to_string(&value).map_err(|_| SpliceError::NotJson)?);
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while let Some(found) = find(&text[at..], marker.as_bytes()) {
+        let start = at + found;
+        parts.push(text.slice(at..start));
+        let after = start + marker.len();
+        let end = after + find(&text[after..], b"@").ok_or(SpliceError::NotJson)?;
+        let id: usize = std::str::from_utf8(&text[after..end])
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or(SpliceError::NotJson)?;
+        parts.push(images[id].clone());
+        at = end + 1;
     }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(out)
+    parts.push(text.slice(at..));
+    Ok(Chunks::new(parts))
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -88,26 +93,39 @@ mod tests {
             r#"{"data":[{"url":"https://x/base64,aperture-blob:0"},{"b64_json":"aperture-blob:00"}]}"#,
         ];
         let images = ["QUJD+/==", "REVG-_"];
+        let shared = images.map(|s| Bytes::from_static(s.as_bytes()));
         for json in cases {
             let general = blobs::splice(json, &images).unwrap();
-            let once = String::from_utf8(splice(json, &images).unwrap()).unwrap();
+            let once = splice(json, &shared).unwrap().to_bytes();
             assert_eq!(once, general);
         }
         // Data that would need escaping takes the general path, with the same result.
         let odd = ["a\"b\n"];
         let json = r#"{"data":[{"b64_json":"aperture-blob:0"}]}"#;
         assert_eq!(
-            String::from_utf8(splice(json, &odd).unwrap()).unwrap(),
+            splice(json, &odd.map(|s| Bytes::from_static(s.as_bytes())))
+                .unwrap()
+                .to_bytes(),
             blobs::splice(json, &odd).unwrap()
         );
+        // ... and data that is not even text is refused, not sent.
+        let binary = [Bytes::from_static(b"\xff\xfe")];
+        assert_eq!(splice(json, &binary).unwrap_err(), SpliceError::NotText);
     }
 
     #[test]
     fn unknown_blobs_and_bad_json_are_errors() {
         assert_eq!(
-            splice(r#"{"data":[{"b64_json":"aperture-blob:2"}]}"#, &["QQ=="]),
-            Err(SpliceError::Blob(BlobError::Unknown(2)))
+            splice(
+                r#"{"data":[{"b64_json":"aperture-blob:2"}]}"#,
+                &[Bytes::from_static(b"QQ==")]
+            )
+            .unwrap_err(),
+            SpliceError::Blob(BlobError::Unknown(2))
         );
-        assert_eq!(splice("not json", &["QQ=="]), Err(SpliceError::NotJson));
+        assert_eq!(
+            splice("not json", &[Bytes::from_static(b"QQ==")]).unwrap_err(),
+            SpliceError::NotJson
+        );
     }
 }

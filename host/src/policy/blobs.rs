@@ -7,6 +7,8 @@
 //! client's prompt echoed by the model, say — is never replaced, so it cannot be
 //! forged into an image or into an error.
 
+use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The token prefix (see `wit/types.wit`).
@@ -24,7 +26,7 @@ pub enum BlobKind {
 /// The values taken out of one upstream body, indexed by blob id (`None` once taken).
 #[derive(Debug, Default)]
 pub struct Blobs {
-    items: Vec<(BlobKind, Option<String>)>,
+    items: Vec<(BlobKind, Option<Bytes>)>,
 }
 
 /// A blob id that a component used where it may not.
@@ -54,7 +56,7 @@ impl Blobs {
 
     /// Move the image data of blob `id` out (no copy of the megabytes). A blob can be
     /// taken once; a signature is never image data.
-    pub fn take_image(&mut self, id: u32) -> Result<String, BlobError> {
+    pub fn take_image(&mut self, id: u32) -> Result<Bytes, BlobError> {
         let (kind, data) = self
             .items
             .get_mut(id as usize)
@@ -67,8 +69,8 @@ impl Blobs {
 
     fn push(&mut self, kind: BlobKind, slot: &mut String) {
         let id = self.items.len();
-        self.items
-            .push((kind, Some(std::mem::replace(slot, token(id)))));
+        let data = std::mem::replace(slot, token(id));
+        self.items.push((kind, Some(Bytes::from(data))));
     }
 }
 
@@ -133,6 +135,114 @@ pub fn extract(body: &mut Value) -> Blobs {
     blobs
 }
 
+/// Image data shorter than this is taken out by [`extract`] the ordinary way.
+const SLICE_AT_LEAST: usize = 256;
+
+/// The parts of a `generateContent` body that can hold image data, borrowed from the body:
+/// only as much as [`extract`] looks at. A body this does not fit (a different type at one
+/// of these places, a duplicate key, escaped image data) is taken out the ordinary way.
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow, default)]
+    candidates: Option<Vec<Candidate<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Candidate<'a> {
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Content<'a> {
+    #[serde(borrow, default)]
+    parts: Option<Vec<Part<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(borrow, default, rename = "inlineData")]
+    camel: Option<Inline<'a>>,
+    #[serde(borrow, default, rename = "inline_data")]
+    snake: Option<Inline<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Inline<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a str>,
+}
+
+/// [`extract`] on a raw body, with image data left where it is: each image's base64 is a
+/// slice of `body` (no copy of the megabytes; the value the components see is parsed from
+/// the body without them). Same blobs, same ids, same value as parsing `body` and calling
+/// [`extract`], which is what this falls back to whenever the body is not plain enough.
+pub fn extract_body(body: &Bytes) -> Result<(Value, Blobs), serde_json::Error> {
+    if let Some(found) = sliced(body) {
+        return Ok(found);
+    }
+    let mut value: Value = serde_json::from_slice(body)?;
+    let blobs = extract(&mut value);
+    Ok((value, blobs))
+}
+
+/// The fast path of [`extract_body`]; `None` sends the body the ordinary way.
+fn sliced(body: &Bytes) -> Option<(Value, Blobs)> {
+    let parsed: Body = serde_json::from_slice(body).ok()?;
+    let base = body.as_ptr() as usize;
+    // Where each large image's base64 sits in the body, in document order.
+    let mut ranges: Vec<std::ops::Range<usize>> = parsed
+        .candidates
+        .iter()
+        .flatten()
+        .filter_map(|c| c.content.as_ref()?.parts.as_ref())
+        .flatten()
+        .flat_map(|p| [&p.camel, &p.snake])
+        .filter_map(|inline| inline.as_ref()?.data)
+        .filter(|data| data.len() >= SLICE_AT_LEAST)
+        .map(|data| {
+            let start = data.as_ptr() as usize - base;
+            start..start + data.len()
+        })
+        .collect();
+    if ranges.is_empty() {
+        return None;
+    }
+    ranges.sort_by_key(|r| r.start);
+    // The body without the image data: each one replaced by a placeholder no text can contain.
+    let marker = format!("@aperture-slice-{:032x}-", rand::random::<u128>());
+    let mut skeleton = Vec::with_capacity(
+        body.len() - ranges.iter().map(|r| r.len()).sum::<usize>() + ranges.len() * 64,
+    );
+    let mut at = 0;
+    for (i, r) in ranges.iter().enumerate() {
+        skeleton.extend_from_slice(&body[at..r.start]);
+        skeleton.extend_from_slice(format!("{marker}{i}").as_bytes());
+        at = r.end;
+    }
+    skeleton.extend_from_slice(&body[at..]);
+    let mut value: Value = serde_json::from_slice(&skeleton).ok()?;
+    let mut blobs = extract(&mut value);
+    // Every placeholder must have been taken as image data (else: the ordinary way).
+    let mut placed = 0;
+    for (kind, data) in &mut blobs.items {
+        let Some(i) = data
+            .as_deref()
+            .and_then(|d| d.strip_prefix(marker.as_bytes()))
+            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let range = ranges.get(i)?;
+        if *kind != BlobKind::Image {
+            return None;
+        }
+        *data = Some(body.slice(range.clone()));
+        placed += 1;
+    }
+    (placed == ranges.len()).then_some((value, blobs))
+}
+
 /// The id in a whole-string token `aperture-blob:<digits>`.
 fn token_id(s: &str) -> Option<u32> {
     let digits = s.strip_prefix(TOKEN_PREFIX)?;
@@ -184,6 +294,9 @@ pub enum SpliceError {
     /// The translator's output is not JSON.
     #[error("the translator's response is not JSON")]
     NotJson,
+    /// Image data that is not text (a damaged result) cannot go into a JSON response.
+    #[error("image data is not text")]
+    NotText,
     /// A token names no image.
     #[error(transparent)]
     Blob(#[from] BlobError),
@@ -234,6 +347,52 @@ mod tests {
         assert_eq!(blobs.len(), 1);
         assert_eq!(blobs.take_image(0).unwrap(), "QUJD");
         assert_eq!(blobs.take_image(0), Err(BlobError::Twice(0)));
+    }
+
+    /// `extract_body` gives what parsing and `extract` give, for every shape, and slices the large image
+    /// data out of the body instead of copying it whenever the body is plain enough.
+    #[test]
+    fn extract_body_matches_extract_and_shares_the_image_data() {
+        let big = "QUJD".repeat(1000);
+        // (body, whether its large image data is shared rather than copied)
+        let bodies = [
+            // Two images (camel and snake), a thought image, a signature, text that looks like data.
+            (json!({"candidates": [{"content": {"parts": [
+                {"text": "data: aperture-blob:0 @aperture-slice-", "thoughtSignature": "SIG"},
+                {"inlineData": {"mimeType": "image/png", "data": big.clone()}, "thought": true},
+                {"inline_data": {"mime_type": "image/jpeg", "data": format!("{big}REVG")}},
+                {"inlineData": {"mimeType": "image/png", "data": "c21hbGw="}}
+            ]}}], "usageMetadata": {"totalTokenCount": 3}}).to_string(), true),
+            // Both spellings in one part: only the camel one is data (the fast path steps aside).
+            (json!({"candidates": [{"content": {"parts": [
+                {"inlineData": {"data": big.clone()}, "inline_data": {"data": format!("{big}X")}}
+            ]}}]}).to_string(), false),
+            // Escaped base64 (`\/`), and a shape the typed view does not fit.
+            (format!(r#"{{"candidates":[{{"content":{{"parts":[{{"inlineData":{{"data":"{big}\/"}}}}]}}}}]}}"#), false),
+            (json!({"candidates": [{"content": "text"}, {"content": {"parts": [{"inlineData": {"data": big.clone()}}]}}]}).to_string(), false),
+            (json!({"promptFeedback": {"blockReason": "OTHER"}}).to_string(), false),
+        ];
+        for (text, shared) in bodies {
+            let body = Bytes::from(text.clone());
+            let mut expected: Value = serde_json::from_str(&text).unwrap();
+            let mut expected_blobs = extract(&mut expected);
+            let (value, mut blobs) = extract_body(&body).unwrap();
+            assert_eq!(value, expected, "{text:.200}");
+            assert_eq!(blobs.len(), expected_blobs.len());
+            let inside = |d: &Bytes| {
+                let (start, at) = (body.as_ptr() as usize, d.as_ptr() as usize);
+                at >= start && at < start + body.len()
+            };
+            for id in 0..blobs.len() as u32 {
+                let got = blobs.take_image(id);
+                assert_eq!(got, expected_blobs.take_image(id), "{text:.200}");
+                if let Ok(data) = &got {
+                    let large = data.len() >= SLICE_AT_LEAST;
+                    assert_eq!(inside(data), shared && large, "blob {id} of {text:.200}");
+                }
+            }
+        }
+        assert!(extract_body(&Bytes::from_static(b"{not json")).is_err());
     }
 
     #[test]

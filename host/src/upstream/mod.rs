@@ -173,7 +173,14 @@ impl Gemini {
 /// Decode a gzip body, refusing to inflate past [`MAX_UPSTREAM_BODY`].
 fn gunzip(body: &[u8]) -> Result<Bytes, TransportError> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(body.len().saturating_mul(3));
+    // The gzip trailer states the inflated size (mod 2^32): the buffer is sized once, so the image
+    // data that is later shared from it carries no spare capacity. A wrong trailer only costs growth.
+    let stated = body
+        .len()
+        .checked_sub(4)
+        .map(|at| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize)
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(stated.min(MAX_UPSTREAM_BODY) + 1);
     flate2::read::GzDecoder::new(body)
         .take(MAX_UPSTREAM_BODY as u64 + 1)
         .read_to_end(&mut out)
@@ -184,6 +191,9 @@ fn gunzip(body: &[u8]) -> Result<Bytes, TransportError> {
         return Err(TransportError::Protocol(format!(
             "the gzip-encoded response inflates past {MAX_UPSTREAM_BODY} bytes"
         )));
+    }
+    if out.capacity() > out.len() + out.len() / 8 {
+        out.shrink_to_fit();
     }
     Ok(Bytes::from(out))
 }
