@@ -20,8 +20,10 @@ use crate::seal::SecretKey;
 use crate::tables;
 
 /// Memory redb may use for its page cache. redb's default is 1 GiB, far more than a gateway wants to spend
-/// next to the OS page cache for a file that mostly holds images.
-const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// next to the OS page cache for a file that mostly holds images. redb keeps every page it writes in this
+/// cache while there is room, and never gives it back, so after a burst of cache writes the process holds
+/// all of it: 16 MiB keeps the B-tree's hot pages (recent images are the host's hot cache's job).
+const PAGE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How often a reopen retries while transactions on the failed handle are still finishing.
 const REOPEN_ATTEMPTS: u32 = 200;

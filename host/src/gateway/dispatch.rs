@@ -119,7 +119,7 @@ pub async fn run(
         match joined {
             Ok((index, attempts)) => {
                 if let Ok(call) = &attempts.result {
-                    partial.keep(app, index, call);
+                    partial.keep(index, call);
                 }
                 // A safety block fails the whole request: stop spending quota on the rest.
                 if matches!(attempts.result, Err(GatewayError::SafetyBlocked { .. })) {
@@ -167,7 +167,7 @@ pub async fn run(
     }
     match first_error {
         Some(e) => {
-            partial.settle().await;
+            partial.settle(app).await;
             Err(e)
         }
         None => Ok(generated),

@@ -17,7 +17,7 @@ use crate::policy::{
 use crate::upstream::{Reply, TransportError};
 
 /// The images and text one successful upstream call produced.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CallResult {
     /// Final images (no thought images).
     pub images: Vec<GenImage>,

@@ -130,7 +130,10 @@ pub async fn generate(
             let deadline = live.request_deadline;
             match tokio::time::timeout(deadline, dispatch::run(app, &pin, &request, settings, &mut partial, &mut report)).await {
                 Ok(result) => result.map(Arc::new),
-                Err(_) => Err(GatewayError::Upstream {
+                Err(_) => Err({
+                    // The images that did arrive were paid for: kept for the retry.
+                    partial.settle(app).await;
+                    GatewayError::Upstream {
                     error_type: crate::policy::ErrorType::NetworkError,
                     code: "IMG_UPSTREAM_TIMEOUT".into(),
                     status: 504,
@@ -139,7 +142,7 @@ pub async fn generate(
                         deadline.as_secs()
                     ),
                     retry_after: None,
-                }),
+                }}),
             }
         })
         .await

@@ -1,8 +1,10 @@
-//! The images of an `n > 1` request are cached one by one as they arrive, under
-//! keys derived from the request's cache key, so a request that fails part-way
-//! keeps the images whose quota was spent: the client's retry of the same request
-//! pays only for the missing ones. Once the whole result is stored, the per-image
-//! entries are removed.
+//! The images of an `n > 1` request that fails part-way are cached one by one,
+//! under keys derived from the request's cache key, so the images whose quota was
+//! spent are kept: the client's retry of the same request pays only for the missing
+//! ones. They are held (shared, not copied) as they arrive and written only when the
+//! request fails or runs out of time — a request that succeeds writes its images
+//! once, as the whole result. Once the whole result is stored, per-image entries an
+//! earlier attempt left are removed.
 
 use std::sync::Arc;
 
@@ -30,8 +32,8 @@ pub struct Partial {
     key: Option<CacheKey>,
     /// By image index: what an earlier attempt generated.
     pub have: Vec<Option<CallResult>>,
-    /// Writes of this attempt's images still landing.
-    writes: Vec<tokio::task::JoinHandle<()>>,
+    /// This attempt's images as they arrived, by index.
+    arrived: Vec<(u8, CallResult)>,
 }
 
 impl Partial {
@@ -69,7 +71,7 @@ impl Partial {
         Partial {
             key: Some(key),
             have,
-            writes: Vec::new(),
+            arrived: Vec::new(),
         }
     }
 
@@ -83,38 +85,43 @@ impl Partial {
         self.have.get_mut(index as usize)?.take()
     }
 
-    /// Cache image `index` now (off the request's path; shutdown waits for it).
-    pub fn keep(&mut self, app: &Arc<App>, index: u8, call: &CallResult) {
+    /// Hold image `index` of this attempt, in case the attempt fails (no copy).
+    pub fn keep(&mut self, index: u8, call: &CallResult) {
+        if self.key.is_some() {
+            self.arrived.push((index, call.clone()));
+        }
+    }
+
+    /// The attempt failed or ran out of time: cache the images it generated, and wait
+    /// until they are in the cache, so a client told the request failed can retry at
+    /// once and find them. All go to the writer together (one transaction when ready
+    /// together); shutdown waits for them.
+    pub async fn settle(&mut self, app: &Arc<App>) {
         let (Some(key), Some(cache)) = (self.key, app.cache.clone()) else {
             return;
         };
-        // The images are shared, not copied: they are encoded once, by the writer.
-        let image = Arc::new(Generated {
-            images: call.images.clone(),
-            revised_prompt: call.revised_prompt.clone(),
-            usage: call.usage,
-        });
-        let key = image_key(&key, index);
-        let app = app.clone();
-        self.writes.push(app.background.clone().spawn(async move {
-            let stored = match &app.cache_writer {
-                // With the other writes that are ready, in one transaction.
-                Some(writer) => writer.write_image(key, image).await,
-                None => matches!(
-                    blocking(move || cache.put(&key, &image.encode(), now_ms())).await,
-                    Ok(Ok(_))
-                ),
-            };
-            if !stored {
-                tracing::warn!(key = %key_prefix(&key), "Cache write of one image of a request failed");
-            }
-        }));
-    }
-
-    /// Wait until this attempt's images are in the cache, so a client told the
-    /// request failed can retry at once and find them.
-    pub async fn settle(&mut self) {
-        for write in self.writes.drain(..) {
+        let mut writes = Vec::with_capacity(self.arrived.len());
+        for (index, call) in self.arrived.drain(..) {
+            let image = Arc::new(Generated {
+                images: call.images,
+                revised_prompt: call.revised_prompt,
+                usage: call.usage,
+            });
+            let (key, app, cache) = (image_key(&key, index), app.clone(), cache.clone());
+            writes.push(app.background.clone().spawn(async move {
+                let stored = match &app.cache_writer {
+                    Some(writer) => writer.write_image(key, image).await,
+                    None => matches!(
+                        blocking(move || cache.put(&key, &image.encode(), now_ms())).await,
+                        Ok(Ok(_))
+                    ),
+                };
+                if !stored {
+                    tracing::warn!(key = %key_prefix(&key), "Cache write of one image of a request failed");
+                }
+            }));
+        }
+        for write in writes {
             let _ = write.await;
         }
     }
