@@ -65,33 +65,63 @@ struct Header {
     images: Vec<(String, usize)>,
 }
 
+/// A result encoded for the cache ([`Generated::encoded`]): the header, then the image data back to back.
+pub struct Encoded {
+    head: Vec<u8>,
+    images: Vec<Bytes>,
+}
+
+impl aperture_store::Payload for Encoded {
+    fn len(&self) -> usize {
+        self.head.len() + self.images.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    fn write_to(&self, out: &mut [u8]) {
+        let (head, mut rest) = out.split_at_mut(self.head.len());
+        head.copy_from_slice(&self.head);
+        for image in &self.images {
+            let (this, after) = rest.split_at_mut(image.len());
+            this.copy_from_slice(image);
+            rest = after;
+        }
+    }
+}
+
 /// A cache payload that cannot be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt cache entry: {0}")]
 pub struct CorruptEntry(&'static str);
 
 impl Generated {
-    /// Encode for the cache (the one copy of the images a write makes).
+    /// Encode for the cache, as one buffer.
     pub fn encode(&self) -> Vec<u8> {
-        let (images, revised_prompt, usage) = (&self.images, &self.revised_prompt, self.usage);
+        let encoded = self.encoded();
+        let mut out = vec![0; aperture_store::Payload::len(&encoded)];
+        aperture_store::Payload::write_to(&encoded, &mut out);
+        out
+    }
+
+    /// The cache payload with the images still shared: the store writes it straight into its page
+    /// (the one copy of the images a cache write makes).
+    pub fn encoded(&self) -> Encoded {
         let header = Header {
-            revised_prompt: revised_prompt.clone(),
-            usage,
-            images: images
+            revised_prompt: self.revised_prompt.clone(),
+            usage: self.usage,
+            images: self
+                .images
                 .iter()
                 .map(|i| (i.mime_type.clone(), i.b64.len()))
                 .collect(),
         };
         let header = serde_json::to_vec(&header).unwrap_or_default();
-        let data: usize = images.iter().map(|i| i.b64.len()).sum();
-        let mut out = Vec::with_capacity(8 + header.len() + data);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
-        for image in images {
-            out.extend_from_slice(&image.b64);
+        let mut head = Vec::with_capacity(8 + header.len());
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        head.extend_from_slice(&header);
+        Encoded {
+            head,
+            images: self.images.iter().map(|i| i.b64.clone()).collect(),
         }
-        out
     }
 
     /// About the size of [`Generated::encode`]'s output (the image data; the header is small).

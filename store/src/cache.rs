@@ -65,6 +65,37 @@ pub struct Evicted {
     pub reason: EvictReason,
 }
 
+/// A cache payload the store writes straight into its database page, so a large entry is not first
+/// joined into one more copy in memory. `write_to` fills exactly `len()` bytes.
+pub trait Payload {
+    /// The payload's length in bytes.
+    fn len(&self) -> usize;
+    /// True when the payload is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Write the payload into `out`, which is exactly `len()` bytes long.
+    fn write_to(&self, out: &mut [u8]);
+}
+
+impl Payload for &[u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn write_to(&self, out: &mut [u8]) {
+        out.copy_from_slice(self);
+    }
+}
+
+impl Payload for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn write_to(&self, out: &mut [u8]) {
+        out.copy_from_slice(self);
+    }
+}
+
 /// Result of [`Cache::put`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -237,13 +268,16 @@ impl Cache {
         Ok(PutOutcome::Stored { evicted: made_room })
     }
 
-    /// Stores several entries in ONE write transaction (one fsync): for each in order, exactly what
-    /// [`Cache::put`] does (replace, expire, evict least recently accessed, never the entry just stored).
-    /// One outcome per entry, in order.
-    pub fn put_many(
+    /// Stores several entries in ONE write transaction: for each in order, exactly what [`Cache::put`] does
+    /// (replace, expire, evict least recently accessed, never the entry just stored). One outcome per entry,
+    /// in order. `durable`: the commit is on disk when this returns (an fsync); otherwise it is visible at
+    /// once and made durable by the next durable commit of any kind ([`Cache::flush`]), and a crash before
+    /// that rolls the store back to the last durable commit, consistently.
+    pub fn put_many<P: Payload>(
         &self,
-        entries: &[(CacheKey, Vec<u8>)],
+        entries: &[(CacheKey, P)],
         now_ms: u64,
+        durable: bool,
     ) -> Result<Vec<PutOutcome>, StoreError> {
         let limits = self.limits();
         let needed = entries
@@ -252,8 +286,13 @@ impl Cache {
             .filter(|&n| n <= limits.max_bytes)
             .sum();
         let mut made_room = Vec::new();
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
         let mut outcomes = self.write_or_make_room(
-            Durability::Immediate,
+            durability,
             |tx| {
                 let mut outcomes = Vec::with_capacity(entries.len());
                 for (key, payload) in entries {
@@ -262,7 +301,7 @@ impl Cache {
                         continue;
                     }
                     tx.remove(key)?;
-                    tx.insert(key, payload, now_ms)?;
+                    tx.insert_payload(key, payload, now_ms)?;
                     let mut evicted = tx.expire(now_ms, limits.ttl_ms)?;
                     evicted.extend(tx.evict_lru(limits.max_bytes, Some(key))?);
                     outcomes.push(PutOutcome::Stored { evicted });
@@ -574,8 +613,20 @@ impl<'t> Tx<'t> {
     }
 
     fn insert(&mut self, key: &CacheKey, payload: &[u8], now_ms: u64) -> Result<(), StoreError> {
-        let size = payload.len() as u64;
-        self.payloads.insert(key, payload)?;
+        self.insert_payload(key, &payload, now_ms)
+    }
+
+    /// [`Tx::insert`] for a payload written straight into the database page.
+    fn insert_payload(
+        &mut self,
+        key: &CacheKey,
+        payload: &dyn Payload,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let len = payload.len();
+        let reserved = u32::try_from(len).map_err(|_| redb::StorageError::ValueTooLarge(len))?;
+        payload.write_to(self.payloads.insert_reserve(key, reserved)?.as_mut());
+        let size = len as u64;
         self.entries.insert(key, (now_ms, now_ms, size))?;
         self.by_access.insert((now_ms, key), ())?;
         self.by_created.insert((now_ms, key), ())?;
@@ -765,6 +816,7 @@ mod tests {
                     (key(4), b"dddd".to_vec()),
                 ],
                 1,
+                true,
             )
             .unwrap();
         assert_eq!(outcomes.len(), 4);

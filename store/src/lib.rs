@@ -28,7 +28,8 @@ mod tables;
 
 pub use accounts::{mask_secret, Account, AccountState, AccountView, Counters, Selector};
 pub use cache::{
-    Cache, CacheKey, CacheLimits, CacheObserver, CacheStats, EvictReason, Evicted, PutOutcome,
+    Cache, CacheKey, CacheLimits, CacheObserver, CacheStats, EvictReason, Evicted, Payload,
+    PutOutcome,
 };
 pub use components::{
     Candidate, CandidateMode, ComponentStore, ComponentVersion, LifecycleEvent, SlotState,

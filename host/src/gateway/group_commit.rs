@@ -4,14 +4,22 @@
 //! in-flight entry (a repeat meanwhile is served as a hit) lives until the write landed, and shutdown, which
 //! waits for those tasks, still waits for every pending write.
 //!
-//! What a crash can lose: results already answered but whose batch had not committed (at most the writes
-//! queued at that moment); they are generated again on the next request. A committed batch is durable.
+//! Batches commit without an fsync (visible at once to every read), and one durable commit at most
+//! [`DURABLE_WITHIN`] after the first of them makes them all durable: an fsync stalls for as long as the
+//! disk likes (seconds on a busy machine), and every result waiting for one holds its images in memory.
+//!
+//! What a crash can lose: results already answered whose batch had not committed, or had committed but
+//! not yet durably — at most about the last second of writes, and whatever was queued; they are generated
+//! again on the next request. redb rolls back to the last durable commit, consistently, never half a batch.
+//! A clean shutdown makes everything durable.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use aperture_store::{Cache, CacheKey, PutOutcome};
+use aperture_store::{Cache, CacheKey, Payload as _, PutOutcome};
 
 use super::store::log_outcome;
 use crate::app::now_ms;
@@ -19,9 +27,17 @@ use crate::generated::Generated;
 
 /// Most results in one transaction.
 const MAX_BATCH: usize = 256;
-/// Most payload bytes in one transaction: a batch is encoded (copied) at once, and redb holds its dirty
-/// pages until the commit, so this bounds the memory a batch adds. One fsync per 16 MiB costs little.
-const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Most payload bytes in one transaction (a larger single entry is a batch of its own): redb holds a
+/// transaction's pages until it commits.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most payload bytes queued for the writer. A result that would queue more is answered but not cached:
+/// each queued write holds its images in memory, so a disk that cannot keep up must not grow the process
+/// without bound. (An empty queue always takes one, however large.)
+pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest a committed batch waits for the durable commit that covers it.
+pub const DURABLE_WITHIN: Duration = Duration::from_secs(1);
 
 /// What to store: a whole result (logged as `Cache store`), or one image of a request. Queued jobs share
 /// the images with the request; they are encoded only when their batch is written.
@@ -49,6 +65,8 @@ struct Job {
 /// The cache writer. Dropping it lets the thread finish what is queued and waits for it.
 pub struct GroupCommit {
     jobs: Option<mpsc::Sender<Job>>,
+    /// Payload bytes queued and not yet committed.
+    backlog: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -56,26 +74,14 @@ impl GroupCommit {
     /// Start the writer thread for `cache`.
     pub fn start(cache: Cache) -> std::io::Result<GroupCommit> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let behind = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("aperture-cache-writer".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut bytes = first.payload.len();
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                        match queue.try_recv() {
-                            Ok(job) => {
-                                bytes += job.payload.len();
-                                batch.push(job);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    commit(&cache, batch);
-                }
-            })?;
+            .spawn(move || write_batches(&cache, &queue, &behind))?;
         Ok(GroupCommit {
             jobs: Some(jobs),
+            backlog,
             thread: Some(thread),
         })
     }
@@ -107,8 +113,24 @@ impl GroupCommit {
 
     async fn submit(&self, job: impl FnOnce(tokio::sync::oneshot::Sender<bool>) -> Job) -> bool {
         let (done, committed) = tokio::sync::oneshot::channel();
-        let sent = self.jobs.as_ref().map(|j| j.send(job(done)));
+        let job = job(done);
+        let size = job.payload.len();
+        let queued = self.backlog.fetch_add(size, Ordering::SeqCst);
+        if queued > 0 && queued + size > MAX_BACKLOG_BYTES {
+            self.backlog.fetch_sub(size, Ordering::SeqCst);
+            crate::metrics::cache_write_skipped();
+            tracing::warn!(
+                request_id = job.request_id.as_deref().unwrap_or("-"),
+                key = %super::lookup::key_prefix(&job.key),
+                bytes = size,
+                queued_bytes = queued,
+                "Cache skip: the cache writer is behind (the disk is slower than the results); not cached"
+            );
+            return false;
+        }
+        let sent = self.jobs.as_ref().map(|j| j.send(job));
         if !matches!(sent, Some(Ok(()))) {
+            self.backlog.fetch_sub(size, Ordering::SeqCst);
             tracing::error!("Cache write failed: the cache writer has stopped");
             return false;
         }
@@ -125,21 +147,81 @@ impl Drop for GroupCommit {
     }
 }
 
+/// The writer thread: everything ready goes into one batch; a batch is durable when the oldest write not
+/// yet durable is [`DURABLE_WITHIN`] old, and when the queue falls idle that long, an empty durable commit
+/// covers what is pending. The end of the queue (shutdown) makes everything durable.
+fn write_batches(cache: &Cache, queue: &mpsc::Receiver<Job>, backlog: &AtomicUsize) {
+    // When the oldest commit that is not durable yet was made.
+    let mut pending: Option<Instant> = None;
+    loop {
+        let first = match pending {
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(since) => match queue.recv_timeout(DURABLE_WITHIN.saturating_sub(since.elapsed()))
+            {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    make_durable(cache);
+                    pending = None;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        let mut bytes = first.payload.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(job) => {
+                    bytes += job.payload.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let durable = pending.is_some_and(|since| since.elapsed() >= DURABLE_WITHIN);
+        commit(cache, batch, durable);
+        backlog.fetch_sub(bytes, Ordering::SeqCst);
+        pending = match (durable, pending) {
+            (true, _) => None,
+            (false, since) => Some(since.unwrap_or_else(Instant::now)),
+        };
+    }
+    if pending.is_some() {
+        make_durable(cache);
+    }
+}
+
+/// One empty durable commit: every earlier commit is on disk once it returns.
+fn make_durable(cache: &Cache) {
+    if let Err(e) = cache.flush() {
+        tracing::error!(error = %e, "Cache write failed: the durable commit of recent cache writes failed; they are kept until the next one");
+    }
+}
+
 /// One transaction for `batch`; every job is logged and released, whatever happens.
-fn commit(cache: &Cache, batch: Vec<Job>) {
+fn commit(cache: &Cache, batch: Vec<Job>, durable: bool) {
     let mut jobs = Vec::with_capacity(batch.len());
     let mut entries = Vec::with_capacity(batch.len());
     for job in batch {
+        // Written by the store straight into its page: no encoded copy in between.
         let payload = match job.payload {
-            Payload::Result(g) | Payload::Image(g) => g.encode(),
+            Payload::Result(g) | Payload::Image(g) => g.encoded(),
         };
         jobs.push((job.request_id, job.key, payload.len(), job.done));
         entries.push((job.key, payload));
     }
-    let result = cache.put_many(&entries, now_ms());
+    let bytes: usize = entries.iter().map(|(_, p)| p.len()).sum();
+    let started = std::time::Instant::now();
+    let result = cache.put_many(&entries, now_ms(), durable);
     drop(entries);
     tracing::debug!(
         entries = jobs.len(),
+        bytes,
+        took_ms = started.elapsed().as_millis() as u64,
+        durable,
         ok = result.is_ok(),
         "Cache batch committed"
     );

@@ -140,6 +140,8 @@ pub struct Metrics {
     pub cache_evictions: Family<ReasonLabel, Counter>,
     /// `aperture_cache_corrupt_entries_total`.
     pub cache_corrupt: Counter,
+    /// `aperture_cache_writes_skipped_total`.
+    pub cache_writes_skipped: Counter,
     /// `aperture_cache_entries`.
     pub cache_entries: Gauge,
     /// `aperture_cache_bytes`.
@@ -229,6 +231,12 @@ impl Metrics {
             "Cache entries found unreadable (removed)",
             cache_corrupt.clone(),
         );
+        let cache_writes_skipped = Counter::default();
+        r.register(
+            "aperture_cache_writes_skipped",
+            "Results answered but not cached because the cache writer was too far behind",
+            cache_writes_skipped.clone(),
+        );
         let cache_entries = Gauge::default();
         r.register(
             "aperture_cache_entries",
@@ -315,6 +323,7 @@ impl Metrics {
             cache_misses,
             cache_evictions,
             cache_corrupt,
+            cache_writes_skipped,
             cache_entries,
             cache_bytes,
             cache_max_bytes,
@@ -491,6 +500,13 @@ pub fn cache_evicted(reason: &'static str, count: u64) {
         m.cache_evictions
             .get_or_create(&ReasonLabel { reason })
             .inc_by(count);
+    }
+}
+
+/// Record a result not cached because the cache writer was too far behind.
+pub fn cache_write_skipped() {
+    if let Some(m) = get() {
+        m.cache_writes_skipped.inc();
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Stats {
     pending: Mutex<BTreeMap<u64, Bucket>>,
     /// Image requests being handled now.
     in_flight: AtomicU64,
+    /// Image requests begun since the start.
+    started: AtomicU64,
     /// Account counters at the last flush, by label: the next flush records what they gained.
     accounts_seen: Mutex<HashMap<String, Counters>>,
     /// When uptime was last counted (unix ms).
@@ -74,6 +76,7 @@ impl Stats {
             rollups,
             pending: Mutex::new(BTreeMap::new()),
             in_flight: AtomicU64::new(0),
+            started: AtomicU64::new(0),
             accounts_seen: Mutex::new(seen),
             up_since_ms: AtomicU64::new(now_ms),
             pricing,
@@ -83,6 +86,7 @@ impl Stats {
     /// Count a request as in flight until the guard drops, and let the log phase record it here.
     pub fn begin(self: &Arc<Self>, ctx: &mut Ctx) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
         ctx.stats = Some(self.clone());
         InFlight(self.clone())
     }
@@ -90,6 +94,11 @@ impl Stats {
     /// Image requests being handled now.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Image requests begun since the start.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Count one finished request (the log phase calls this).

@@ -3,6 +3,7 @@
 //! a total timeout per call. It reports what happened; it does not judge it (the
 //! error-classifier component does).
 
+mod body;
 mod limit;
 
 pub use limit::{CallLimit, Overloaded};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -137,20 +138,7 @@ impl Gemini {
                     )
                 })
                 .collect();
-            let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY)
-                .collect()
-                .await
-                .map_err(|e| TransportError::Protocol(format!("reading the response body: {e}")))?
-                .to_bytes();
-            let body = if gzipped {
-                tokio::task::spawn_blocking(move || gunzip(&body))
-                    .await
-                    .map_err(|e| {
-                        TransportError::Protocol(format!("decoding the response: {e}"))
-                    })??
-            } else {
-                body
-            };
+            let body = body::read(response.into_body(), gzipped, MAX_UPSTREAM_BODY).await?;
             Ok(Reply {
                 status,
                 headers,
@@ -170,34 +158,6 @@ impl Gemini {
 
 /// Sort a client error by what is in its source chain: a rustls error is TLS, an
 /// I/O timeout is a timeout, anything before a connection exists is a connect error.
-/// Decode a gzip body, refusing to inflate past [`MAX_UPSTREAM_BODY`].
-fn gunzip(body: &[u8]) -> Result<Bytes, TransportError> {
-    use std::io::Read;
-    // The gzip trailer states the inflated size (mod 2^32): the buffer is sized once, so the image
-    // data that is later shared from it carries no spare capacity. A wrong trailer only costs growth.
-    let stated = body
-        .len()
-        .checked_sub(4)
-        .map(|at| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize)
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(stated.min(MAX_UPSTREAM_BODY) + 1);
-    flate2::read::GzDecoder::new(body)
-        .take(MAX_UPSTREAM_BODY as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            TransportError::Protocol(format!("the gzip-encoded response is damaged: {e}"))
-        })?;
-    if out.len() > MAX_UPSTREAM_BODY {
-        return Err(TransportError::Protocol(format!(
-            "the gzip-encoded response inflates past {MAX_UPSTREAM_BODY} bytes"
-        )));
-    }
-    if out.capacity() > out.len() + out.len() / 8 {
-        out.shrink_to_fit();
-    }
-    Ok(Bytes::from(out))
-}
-
 fn classify_transport(e: hyper_util::client::legacy::Error) -> TransportError {
     let chain = error_chain(&e);
     // Walk the sources, and inside each io::Error its wrapped error (connectors wrap
