@@ -36,6 +36,12 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// without bound. (An empty queue always takes one, however large.)
 pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
+/// Whether a write of `size` bytes may join a queue holding `queued` bytes, with at most `max` queued: an
+/// empty queue takes anything.
+fn admits(queued: usize, size: usize, max: usize) -> bool {
+    queued == 0 || queued.saturating_add(size) <= max
+}
+
 /// Longest a committed batch waits for the durable commit that covers it.
 pub const DURABLE_WITHIN: Duration = Duration::from_secs(1);
 
@@ -116,7 +122,7 @@ impl GroupCommit {
         let job = job(done);
         let size = job.payload.len();
         let queued = self.backlog.fetch_add(size, Ordering::SeqCst);
-        if queued > 0 && queued + size > MAX_BACKLOG_BYTES {
+        if !admits(queued, size, MAX_BACKLOG_BYTES) {
             self.backlog.fetch_sub(size, Ordering::SeqCst);
             crate::metrics::cache_write_skipped();
             tracing::warn!(
@@ -243,5 +249,21 @@ fn commit(cache: &Cache, batch: Vec<Job>, durable: bool) {
             (None, _) => {}
         }
         let _ = done.send(stored);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_bounded_but_never_refuses_an_empty_queue() {
+        assert!(
+            admits(0, 100 << 20, 64 << 20),
+            "one huge result is still cached"
+        );
+        assert!(admits(60 << 20, 4 << 20, 64 << 20));
+        assert!(!admits(60 << 20, (4 << 20) + 1, 64 << 20));
+        assert!(!admits(1, usize::MAX, 64 << 20));
     }
 }

@@ -138,7 +138,7 @@ pub fn extract(body: &mut Value) -> Blobs {
 /// Image data shorter than this is taken out by [`extract`] the ordinary way.
 const SLICE_AT_LEAST: usize = 256;
 
-/// The parts of a `generateContent` body that can hold image data, borrowed from the body:
+/// The parts of a `generateContent` body that can hold image data or signatures, borrowed from the body:
 /// only as much as [`extract`] looks at. A body this does not fit (a different type at one
 /// of these places, a duplicate key, escaped image data) is taken out the ordinary way.
 #[derive(Deserialize)]
@@ -165,6 +165,11 @@ struct Part<'a> {
     camel: Option<Inline<'a>>,
     #[serde(borrow, default, rename = "inline_data")]
     snake: Option<Inline<'a>>,
+    /// Real signatures on image parts run to ~1.4 MB: sliced like image data, never copied.
+    #[serde(borrow, default, rename = "thoughtSignature")]
+    signature_camel: Option<&'a str>,
+    #[serde(borrow, default, rename = "thought_signature")]
+    signature_snake: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -173,9 +178,9 @@ struct Inline<'a> {
     data: Option<&'a str>,
 }
 
-/// [`extract`] on a raw body, with image data left where it is: each image's base64 is a
-/// slice of `body` (no copy of the megabytes; the value the components see is parsed from
-/// the body without them). Same blobs, same ids, same value as parsing `body` and calling
+/// [`extract`] on a raw body, with image data and signatures left where they are: each
+/// large one is a slice of `body` (no copy of the megabytes; the value the components see is
+/// parsed from the body without them). Same blobs, same ids, same value as parsing `body` and calling
 /// [`extract`], which is what this falls back to whenever the body is not plain enough.
 pub fn extract_body(body: &Bytes) -> Result<(Value, Blobs), serde_json::Error> {
     if let Some(found) = sliced(body) {
@@ -197,8 +202,12 @@ fn sliced(body: &Bytes) -> Option<(Value, Blobs)> {
         .flatten()
         .filter_map(|c| c.content.as_ref()?.parts.as_ref())
         .flatten()
-        .flat_map(|p| [&p.camel, &p.snake])
-        .filter_map(|inline| inline.as_ref()?.data)
+        .flat_map(|p| {
+            let data = [&p.camel, &p.snake].map(|inline| inline.as_ref().and_then(|i| i.data));
+            data.into_iter()
+                .chain([p.signature_camel, p.signature_snake])
+        })
+        .flatten()
         .filter(|data| data.len() >= SLICE_AT_LEAST)
         .map(|data| {
             let start = data.as_ptr() as usize - base;
@@ -223,9 +232,10 @@ fn sliced(body: &Bytes) -> Option<(Value, Blobs)> {
     skeleton.extend_from_slice(&body[at..]);
     let mut value: Value = serde_json::from_slice(&skeleton).ok()?;
     let mut blobs = extract(&mut value);
-    // Every placeholder must have been taken as image data (else: the ordinary way).
+    // Every placeholder must have been taken as a blob (else: the ordinary way). The placeholders stand
+    // only where `extract` looks, so what it took them as (image data, signature) is what they are.
     let mut placed = 0;
-    for (kind, data) in &mut blobs.items {
+    for (_, data) in &mut blobs.items {
         let Some(i) = data
             .as_deref()
             .and_then(|d| d.strip_prefix(marker.as_bytes()))
@@ -233,11 +243,7 @@ fn sliced(body: &Bytes) -> Option<(Value, Blobs)> {
         else {
             continue;
         };
-        let range = ranges.get(i)?;
-        if *kind != BlobKind::Image {
-            return None;
-        }
-        *data = Some(body.slice(range.clone()));
+        *data = Some(body.slice(ranges.get(i)?.clone()));
         placed += 1;
     }
     (placed == ranges.len()).then_some((value, blobs))
@@ -359,6 +365,7 @@ mod tests {
             // Two images (camel and snake), a thought image, a signature, text that looks like data.
             (json!({"candidates": [{"content": {"parts": [
                 {"text": "data: aperture-blob:0 @aperture-slice-", "thoughtSignature": "SIG"},
+                {"text": "thinking", "thought_signature": big.clone()},
                 {"inlineData": {"mimeType": "image/png", "data": big.clone()}, "thought": true},
                 {"inline_data": {"mime_type": "image/jpeg", "data": format!("{big}REVG")}},
                 {"inlineData": {"mimeType": "image/png", "data": "c21hbGw="}}
@@ -379,10 +386,18 @@ mod tests {
             let (value, mut blobs) = extract_body(&body).unwrap();
             assert_eq!(value, expected, "{text:.200}");
             assert_eq!(blobs.len(), expected_blobs.len());
+            assert_eq!(blobs.items, expected_blobs.items, "{text:.200}");
             let inside = |d: &Bytes| {
                 let (start, at) = (body.as_ptr() as usize, d.as_ptr() as usize);
                 at >= start && at < start + body.len()
             };
+            // Large signatures are shared too.
+            for (kind, data) in &blobs.items {
+                let data = data.as_ref().unwrap();
+                if *kind == BlobKind::Signature {
+                    assert_eq!(inside(data), shared && data.len() >= SLICE_AT_LEAST);
+                }
+            }
             for id in 0..blobs.len() as u32 {
                 let got = blobs.take_image(id);
                 assert_eq!(got, expected_blobs.take_image(id), "{text:.200}");
