@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How often the epoch advances; call deadlines are whole multiples of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -36,13 +35,13 @@ impl Default for CallLimits {
 /// Per-call store state: a WASI context with no preopens, no environment, no
 /// arguments, no network; stdio goes nowhere.
 pub struct CallState {
-    wasi: WasiCtx,
+    wasi: wasmtime_wasi::WasiCtx,
     table: ResourceTable,
 }
 
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
+impl wasmtime_wasi::WasiView for CallState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
@@ -54,9 +53,11 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<CallState>,
     pub(crate) limits: CallLimits,
-    /// Admits at most `max_instances` calls at once, so a burst waits for a pool
-    /// slot instead of failing with "instance limit reached".
+    /// Admits at most [`Runtime::concurrent_calls`] calls at once, so a burst waits
+    /// for a pool slot instead of failing with "instance limit reached".
     pub(crate) gate: Gate,
+    /// How many calls may run at once.
+    pub(crate) concurrent_calls: u32,
     _ticker: Arc<Ticker>,
 }
 
@@ -121,19 +122,31 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         add_policy_wasi(&mut linker)?;
         let ticker = Ticker::start(engine.clone());
+        let concurrent_calls = Runtime::concurrent_calls(limits.max_instances);
         Ok(Runtime {
             engine,
             linker,
             limits,
-            gate: Gate::new(limits.max_instances),
+            gate: Gate::new(concurrent_calls),
+            concurrent_calls,
             _ticker: ticker,
         })
+    }
+
+    /// How many component calls may run at once: twice the cores (at most the
+    /// pool size). Calls are short and CPU-bound, so more at once only adds
+    /// threads competing for the cores: each call then takes longer, and on a
+    /// saturated machine 256 admitted calls made a call's wall time many times
+    /// its own CPU time.
+    pub(crate) fn concurrent_calls(max_instances: u32) -> u32 {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        cores.saturating_mul(2).clamp(1, max_instances.max(1))
     }
 
     /// A fresh store for one call, with the call deadline armed.
     pub(crate) fn store(&self) -> Store<CallState> {
         let state = CallState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasmtime_wasi::WasiCtx::builder().build(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(&self.engine, state);
