@@ -4,7 +4,6 @@
 //! Run: `cargo bench -p aperture --bench gateway` (prints medians and p95s).
 //! `BENCH_NO_CACHE=1` runs the miss measurement with the cache off (no cache write);
 //! `BENCH_ONLY=component` runs the component call alone; `BENCH_TRANSLATOR=file.wasm` times that translator.
-//! `BENCH_ONLY=saturated` counts component calls stopped at a 20 ms deadline on a saturated machine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,71 +71,6 @@ fn bench_component_call() {
         })
         .collect();
     summary("memo hit: translator.parse-request", samples);
-}
-
-/// Component calls on a saturated machine: four busy threads per core and 32
-/// callers, with a 20 ms budget per call. Counts the calls stopped at the deadline
-/// (none should be: a call uses far less than 20 ms of CPU, however long it waits).
-fn bench_saturated() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let limits = CallLimits {
-        timeout: Duration::from_millis(20),
-        ..CallLimits::default()
-    };
-    let policies = Arc::new(Policies::load(&Sources::default(), limits).expect("components load"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let burners: Vec<_> = (0..cores * 4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 1u64;
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..1000 {
-                        x = std::hint::black_box(
-                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
-                        );
-                    }
-                }
-            })
-        })
-        .collect();
-    let callers: Vec<_> = (0..32)
-        .map(|i| {
-            let p = policies.clone();
-            std::thread::spawn(move || {
-                let (mut timeouts, mut samples) = (0, Vec::new());
-                for j in 0..40 {
-                    let pin = p.pin(&format!("{i}-{j}"));
-                    let body = format!(r#"{{"prompt":"saturated {i} {j}"}}"#);
-                    let t = Instant::now();
-                    match p.parse_request(&pin, &body) {
-                        Ok(_) => {}
-                        Err(aperture::policy::PolicyError::Timeout { .. }) => timeouts += 1,
-                        Err(e) => panic!("{e}"),
-                    }
-                    samples.push(t.elapsed());
-                }
-                (timeouts, samples)
-            })
-        })
-        .collect();
-    let (mut timeouts, mut samples) = (0, Vec::new());
-    for c in callers {
-        let (t, s) = c.join().expect("caller");
-        timeouts += t;
-        samples.extend(s);
-    }
-    stop.store(true, Ordering::Relaxed);
-    for b in burners {
-        b.join().expect("burner");
-    }
-    println!(
-        "saturated ({} busy threads, 32 callers, 20 ms budget): {timeouts} of {} calls timed out",
-        cores * 4,
-        samples.len()
-    );
-    summary("component call, saturated (wall, incl. waiting)", samples);
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
@@ -290,10 +224,6 @@ async fn bench_miss(client: &HttpClient, gateway: &str, emulator: &Emulator) {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test` runs benches with no such flag: do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("saturated") {
-        bench_saturated();
         return;
     }
     bench_component_call();
