@@ -129,7 +129,11 @@ impl Runtime {
         // the whole prefix); scan + 2 MiB memory + 64 KiB tables 12.5-13.0 us.
         // 1, 2, 4 and 8 MiB measured the same; decommit batching, a 4 GiB
         // reservation and Cranelift speed-and-size changed nothing.
-        pool.table_keep_resident(64 << 10);
+        // What stays resident is bounded: at most 2 MiB of dirtied pages per
+        // memory, in the slots in use plus at most 32 unused warm ones (calls run
+        // at most `concurrent_calls` at once, so each component needs only that
+        // many slots; the default of 100 warm slots let old versions' slots linger).
+        pool.table_keep_resident(64 << 10).max_unused_warm_slots(32);
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(Enabled::Yes)
                 .linear_memory_keep_resident(2 << 20);
