@@ -18,7 +18,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Limits applied to every component call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
-    /// Wall-clock budget of one call before it is interrupted.
+    /// Budget of one call, in the CPU time of the thread running it, before it is interrupted.
     pub timeout: Duration,
     /// Linear-memory cap of one instance, in bytes.
     pub max_memory_bytes: usize,
