@@ -287,9 +287,7 @@ impl App {
             now_ms(),
         ));
         Ok(App {
-            policy_slots: tokio::sync::Semaphore::new(
-                config.components.limits.max_instances.max(1) as usize,
-            ),
+            policy_slots: tokio::sync::Semaphore::new(policies.concurrent_calls() as usize),
             gemini: Gemini::new(&config.upstream),
             upstream_calls: crate::upstream::CallLimit::new(
                 config.upstream.max_concurrent_calls,

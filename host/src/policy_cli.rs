@@ -70,13 +70,14 @@ fn print_slot(name: &str, s: &Value) {
         short(&s["previous"])
     );
     out!(
-        "  {:<9} {:<10} {:<12} {:<8} {:<7} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8}  outcomes",
+        "  {:<9} {:<10} {:<12} {:<8} {:<7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8}  outcomes",
         "version",
         "role",
         "label",
         "state",
         "wit",
         "calls",
+        "memo",
         "traps",
         "timeouts",
         "median_us",
@@ -96,13 +97,14 @@ fn print_slot(name: &str, s: &Value) {
             })
             .unwrap_or_default();
         out!(
-            "  {:<9} {:<10} {:<12} {:<8} {:<7} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8}  {}",
+            "  {:<9} {:<10} {:<12} {:<8} {:<7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>8}  {}",
             short(&v["sha256"]),
             v["role"].as_str().unwrap_or("?"),
             v["label"].as_str().unwrap_or("-"),
             v["state"].as_str().unwrap_or("?"),
             v["wit_version"].as_str().unwrap_or("?"),
             n("calls"),
+            n("memo_hits"),
             n("traps"),
             n("timeouts"),
             n("median_us"),

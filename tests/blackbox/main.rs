@@ -17,6 +17,7 @@ mod generation;
 mod guest_variants;
 mod limits;
 mod logs;
+mod memo;
 mod metrics;
 mod policy;
 mod protocol;

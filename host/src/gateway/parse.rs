@@ -9,19 +9,25 @@ use sha2::{Digest, Sha256};
 use super::ctx::Ctx;
 use crate::app::App;
 use crate::errors::GatewayError;
-use crate::policy::{hex, ImageRequest};
+use crate::policy::{hex, ImageRequest, Lookup};
 
 /// Parse `body` into the canonical request, recording what the log needs.
 pub async fn run(app: &Arc<App>, ctx: &mut Ctx, body: Bytes) -> Result<ImageRequest, GatewayError> {
-    let text = String::from_utf8(body.to_vec()).map_err(|_| GatewayError::InvalidRequest {
+    let text = std::str::from_utf8(&body).map_err(|_| GatewayError::InvalidRequest {
         message: "the request body is not UTF-8 text; send a JSON object".into(),
         param: None,
         code: "IMG_INVALID_REQUEST".into(),
     })?;
-    let (app2, pin) = (app.clone(), ctx.policy(app));
-    let parsed = app
-        .policy_blocking(move || app2.policies.parse_request(&pin, &text))
-        .await??;
+    let pin = ctx.policy(app);
+    // A memo hit (same translator version, same body) costs no call and no thread hop.
+    let parsed = match app.policies.parse_lookup(&pin, text) {
+        Lookup::Hit(parsed) => parsed,
+        Lookup::Miss(key) => {
+            let (app2, text) = (app.clone(), text.to_owned());
+            app.policy_blocking(move || app2.policies.parse_request_remember(&pin, &text, key))
+                .await??
+        }
+    };
     let request = parsed.map_err(|e| GatewayError::InvalidRequest {
         message: e.message,
         param: e.param,

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::config::threshold_name;
 use crate::errors::GatewayError;
 use crate::live::LiveSettings;
-use crate::policy::{ImageRequest, SafetySetting, SafetyThreshold, Screening};
+use crate::policy::{ImageRequest, Lookup, SafetySetting, SafetyThreshold, Screening};
 
 /// The effective threshold: the request's own, else the operator's global one.
 pub fn effective_threshold(live: &LiveSettings, request: &ImageRequest) -> SafetyThreshold {
@@ -24,13 +24,23 @@ pub async fn run(
 ) -> Result<Vec<SafetySetting>, GatewayError> {
     let threshold = effective_threshold(live, request);
     ctx.safety_threshold = Some(threshold_name(threshold));
-    let (app2, live, req, pin) = (app.clone(), live.clone(), request.clone(), ctx.policy(app));
-    let screening = app
-        .policy_blocking(move || {
-            app2.policies
-                .screen(&pin, &req, threshold, &live.policy_config)
-        })
-        .await??;
+    let pin = ctx.policy(app);
+    // A memo hit (same safety version, same request, threshold and policy config)
+    // costs no call and no thread hop.
+    let screening = match app
+        .policies
+        .screen_lookup(&pin, request, threshold, &live.policy_config)
+    {
+        Lookup::Hit(screening) => screening,
+        Lookup::Miss(key) => {
+            let (app2, live, req) = (app.clone(), live.clone(), request.clone());
+            app.policy_blocking(move || {
+                app2.policies
+                    .screen_remember(&pin, &req, threshold, &live.policy_config, key)
+            })
+            .await??
+        }
+    };
     match screening {
         Screening::Allow(settings) => Ok(settings),
         Screening::Deny(denial) => Err(GatewayError::SafetyBlocked {

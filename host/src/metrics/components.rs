@@ -1,5 +1,5 @@
-//! The policy components' metrics: call counts, traps, timeouts, call time and
-//! outcomes per slot and version, and which versions are active or candidates. Read
+//! The policy components' metrics: call counts, traps, timeouts, call time,
+//! memo hits and outcomes per slot and version, and which versions are active or candidates. Read
 //! at each scrape from the versions' own live counters (the ones `aperture policy
 //! list` shows, `policy/stats.rs`), so nothing is counted twice.
 
@@ -81,6 +81,7 @@ impl Collector for ComponentCollector {
         let (mut calls, mut traps, mut timeouts, mut time, mut quantiles) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut disagreements, mut fallbacks, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut memo_hits = Vec::new();
         for v in &versions {
             let base: Labels = vec![("slot", v.slot), ("version", v.version.as_str())];
             if let Some(role) = v.role {
@@ -101,6 +102,7 @@ impl Collector for ComponentCollector {
             }
             disagreements.push((base.clone(), s.disagreements as f64));
             fallbacks.push((base.clone(), s.fallbacks as f64));
+            memo_hits.push((base.clone(), s.memo_hits as f64));
             for (outcome, n) in &s.outcomes {
                 let mut l = base.clone();
                 l.push(("outcome", outcome.as_str()));
@@ -162,6 +164,13 @@ impl Collector for ComponentCollector {
             "Canary calls redone on the active version after a trap or timeout",
             None,
             &fallbacks,
+        )?;
+        counter(
+            &mut encoder,
+            "aperture_component_memo_hits",
+            "Results of a component version served from the host's memo instead of a call (translator parse-request, safety screen)",
+            None,
+            &memo_hits,
         )?;
         counter(
             &mut encoder,

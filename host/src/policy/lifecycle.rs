@@ -128,6 +128,7 @@ impl Policies {
             rollout: arc_swap::ArcSwap::from_pointee(rollout),
             ops: std::sync::Mutex::new(()),
             disagreements_logged: Default::default(),
+            memo: Default::default(),
         })
     }
 

@@ -6,6 +6,7 @@ mod bindings;
 pub mod blobs;
 mod engine;
 pub mod lifecycle;
+pub mod memo;
 mod slot;
 pub mod stats;
 pub mod vectors;
@@ -24,6 +25,7 @@ pub use bindings::*;
 pub use engine::CallLimits;
 use engine::{CallState, Runtime};
 pub use lifecycle::{LifecycleError, Rollout};
+pub use memo::{Lookup, MemoKey};
 pub use slot::{ComponentInfo, Mode};
 use slot::{Pin, Slot, Version};
 use stats::{fingerprint, Outcome};
@@ -275,6 +277,8 @@ pub struct Policies {
     ops: Mutex<()>,
     /// Shadow disagreements logged so far.
     disagreements_logged: AtomicU64,
+    /// Results of `parse-request` and `screen` by version and input.
+    memo: memo::Memo,
 }
 
 impl Policies {
@@ -293,6 +297,11 @@ impl Policies {
     /// The runtime's call limits.
     pub fn limits(&self) -> CallLimits {
         self.runtime.limits
+    }
+
+    /// How many component calls run at once (the rest wait their turn).
+    pub fn concurrent_calls(&self) -> u32 {
+        self.runtime.concurrent_calls
     }
 
     /// The canary and shadow limits in force.
@@ -406,7 +415,9 @@ impl Policies {
         result
     }
 
-    /// Parse an OpenAI request body into the canonical request.
+    /// Parse an OpenAI request body into the canonical request: always a real
+    /// call (the benchmark times this); the gateway goes through the memo
+    /// ([`Policies::parse_lookup`]).
     pub fn parse_request(
         &self,
         pin: &PolicySnapshot,
@@ -467,6 +478,115 @@ impl Policies {
                 .aperture_policy_translator()
                 .call_build_response(s, result, format, created)
         })
+    }
+
+    /// The memoized `parse-request` result of `body` on this request's translator,
+    /// if any (counted as a memo hit); otherwise the key to remember the call under.
+    /// Cheap enough for an async worker: a sha256 of the body and a map lookup.
+    pub fn parse_lookup(
+        &self,
+        pin: &PolicySnapshot,
+        body: &str,
+    ) -> Lookup<Result<ImageRequest, UserError>> {
+        let Some(version) = memo::eligible(&pin.translator) else {
+            return Lookup::Miss(None);
+        };
+        let Some(key) = memo::parse_key(&version.info.sha256, body) else {
+            return Lookup::Miss(None);
+        };
+        match self.memo.parse(&key) {
+            Some(hit) => {
+                version.stats.memo_hit();
+                Lookup::Hit(hit)
+            }
+            None => Lookup::Miss(Some(key)),
+        }
+    }
+
+    /// [`Policies::parse_request`], remembering its result under `key` (from
+    /// [`Policies::parse_lookup`] on the same pin and body) when the call succeeded.
+    pub fn parse_request_remember(
+        &self,
+        pin: &PolicySnapshot,
+        body: &str,
+        key: Option<MemoKey>,
+    ) -> Result<Result<ImageRequest, UserError>, PolicyError> {
+        let result = self.parse_request(pin, body);
+        if let (Some(key), Ok(parsed)) = (key, &result) {
+            if memo::eligible(&pin.translator).is_some() {
+                self.memo.remember_parse(key, parsed.clone());
+            }
+        }
+        result
+    }
+
+    /// `parse-request` through the memo: lookup, else call and remember.
+    pub fn parse_request_memoized(
+        &self,
+        pin: &PolicySnapshot,
+        body: &str,
+    ) -> Result<Result<ImageRequest, UserError>, PolicyError> {
+        match self.parse_lookup(pin, body) {
+            Lookup::Hit(r) => Ok(r),
+            Lookup::Miss(key) => self.parse_request_remember(pin, body, key),
+        }
+    }
+
+    /// The memoized screening of this exact input on this request's safety
+    /// version, if any (counted as a memo hit); otherwise the key to remember it under.
+    pub fn screen_lookup(
+        &self,
+        pin: &PolicySnapshot,
+        req: &ImageRequest,
+        threshold: SafetyThreshold,
+        config: &PolicyConfig,
+    ) -> Lookup<Screening> {
+        let Some(version) = memo::eligible(&pin.safety) else {
+            return Lookup::Miss(None);
+        };
+        let Some(key) = memo::screen_key(&version.info.sha256, req, threshold, config) else {
+            return Lookup::Miss(None);
+        };
+        match self.memo.screen(&key) {
+            Some(hit) => {
+                version.stats.memo_hit();
+                Lookup::Hit(hit)
+            }
+            None => Lookup::Miss(Some(key)),
+        }
+    }
+
+    /// [`Policies::screen`], remembering its result under `key` (from
+    /// [`Policies::screen_lookup`] on the same pin and input) when the call succeeded.
+    pub fn screen_remember(
+        &self,
+        pin: &PolicySnapshot,
+        req: &ImageRequest,
+        threshold: SafetyThreshold,
+        config: &PolicyConfig,
+        key: Option<MemoKey>,
+    ) -> Result<Screening, PolicyError> {
+        let result = self.screen(pin, req, threshold, config);
+        if let (Some(key), Ok(screening)) = (key, &result) {
+            if memo::eligible(&pin.safety).is_some() {
+                self.memo.remember_screen(key, screening.clone());
+            }
+        }
+        result
+    }
+
+    /// `screen` through the memo: lookup, else call and remember.
+    pub fn screen_memoized(
+        &self,
+        pin: &PolicySnapshot,
+        req: &ImageRequest,
+        threshold: SafetyThreshold,
+        config: &PolicyConfig,
+    ) -> Result<Screening, PolicyError> {
+        match self.screen_lookup(pin, req, threshold, config) {
+            Lookup::Hit(s) => Ok(s),
+            Lookup::Miss(key) => self.screen_remember(pin, req, threshold, config, key),
+        }
     }
 
     /// Screen a canonical request at the effective threshold.
@@ -669,6 +789,224 @@ mod tests {
             for result in t.join().expect("thread") {
                 assert!(matches!(result, Ok(true)), "{result:?}");
             }
+        }
+    }
+
+    mod memoized {
+        use super::super::*;
+        use crate::policy::lifecycle::Rollout;
+
+        fn guest(stem: &str) -> Vec<u8> {
+            let path = format!("{}/{stem}.wasm", env!("APERTURE_GUEST_DIR"));
+            std::fs::read(&path).unwrap_or_else(|e| panic!("guest {path}: {e}"))
+        }
+
+        fn policies(store: &aperture_store::Store) -> Policies {
+            Policies::open(
+                store.components(),
+                &Sources::default(),
+                CallLimits::default(),
+                Rollout::default(),
+            )
+            .expect("embedded components load")
+        }
+
+        fn body(prompt: &str) -> String {
+            serde_json::json!({ "prompt": prompt, "size": "1792x1024" }).to_string()
+        }
+
+        fn config(terms: &[&str]) -> PolicyConfig {
+            PolicyConfig {
+                deny_list: terms.iter().map(|t| t.to_string()).collect(),
+            }
+        }
+
+        /// (calls, memo hits) of the active version of a slot.
+        fn counts<P>(slot: &Slot<P>) -> (u64, u64) {
+            let stats = &slot.load().active.stats;
+            (stats.calls(), stats.memo_hits())
+        }
+
+        fn parsed(p: &Policies, id: &str, body: &str) -> Result<ImageRequest, UserError> {
+            p.parse_request_memoized(&p.pin(id), body).expect("no trap")
+        }
+
+        fn screened(
+            p: &Policies,
+            id: &str,
+            req: &ImageRequest,
+            t: SafetyThreshold,
+            c: &PolicyConfig,
+        ) -> Screening {
+            p.screen_memoized(&p.pin(id), req, t, c).expect("no trap")
+        }
+
+        #[test]
+        fn a_hit_returns_the_same_result_without_a_call() {
+            let store = aperture_store::Store::in_memory().unwrap();
+            let p = policies(&store);
+            let first = parsed(&p, "r1", &body("a lake"));
+            assert_eq!(counts(&p.translator), (1, 0));
+            let again = parsed(&p, "r2", &body("a lake"));
+            assert_eq!(format!("{first:?}"), format!("{again:?}"));
+            assert_eq!(counts(&p.translator), (1, 1));
+            // A user error is a pure result too.
+            let bad = r#"{"prompt":"a lake","n":99}"#;
+            assert!(parsed(&p, "r3", bad).is_err());
+            assert!(parsed(&p, "r4", bad).is_err());
+            assert_eq!(counts(&p.translator), (2, 2));
+            // The async-side lookup sees the entry too, and hands out no key on a hit.
+            assert!(matches!(
+                p.parse_lookup(&p.pin("r5"), &body("a lake")),
+                Lookup::Hit(Ok(_))
+            ));
+            assert!(matches!(
+                p.parse_lookup(&p.pin("r6"), &body("a hill")),
+                Lookup::Miss(Some(_))
+            ));
+            assert_eq!(counts(&p.translator), (2, 3));
+
+            let req = first.unwrap();
+            let c = config(&["forbidden"]);
+            let s1 = screened(&p, "s1", &req, SafetyThreshold::Medium, &c);
+            let s2 = screened(&p, "s2", &req, SafetyThreshold::Medium, &c);
+            assert!(matches!(s1, Screening::Allow(_)));
+            assert_eq!(format!("{s1:?}"), format!("{s2:?}"));
+            assert_eq!(counts(&p.safety), (1, 1));
+        }
+
+        #[test]
+        fn a_threshold_or_deny_list_change_is_a_new_call() {
+            let store = aperture_store::Store::in_memory().unwrap();
+            let p = policies(&store);
+            let req = parsed(&p, "r", &body("a lake at dawn")).unwrap();
+            let allow = screened(&p, "s1", &req, SafetyThreshold::Medium, &config(&[]));
+            assert!(matches!(allow, Screening::Allow(_)));
+            let high = screened(&p, "s2", &req, SafetyThreshold::High, &config(&[]));
+            assert_ne!(format!("{allow:?}"), format!("{high:?}"));
+            let denied = screened(&p, "s3", &req, SafetyThreshold::Medium, &config(&["lake"]));
+            assert!(matches!(denied, Screening::Deny(_)), "{denied:?}");
+            assert_eq!(counts(&p.safety), (3, 0));
+            // Back to the first input: remembered.
+            let again = screened(&p, "s4", &req, SafetyThreshold::Medium, &config(&[]));
+            assert_eq!(format!("{allow:?}"), format!("{again:?}"));
+            assert_eq!(counts(&p.safety), (3, 1));
+        }
+
+        #[test]
+        fn another_version_does_not_reuse_an_entry() {
+            let store = aperture_store::Store::in_memory().unwrap();
+            let p = policies(&store);
+            let old_t = p.translator.load().active.clone();
+            let old_s = p.safety.load().active.clone();
+            let req = parsed(&p, "r1", &body("a lighthouse, aperture-canary-term")).unwrap();
+            let c = config(&[]);
+            assert!(matches!(
+                screened(&p, "s1", &req, SafetyThreshold::Medium, &c),
+                Screening::Allow(_)
+            ));
+            let ns = p
+                .install(Which::Translator, &guest("translator_namespace"), None)
+                .unwrap();
+            let extra = p
+                .install(Which::Safety, &guest("safety_extra_deny"), None)
+                .unwrap();
+            p.activate(Which::Translator, &ns.version.sha256).unwrap();
+            p.activate(Which::Safety, &extra.version.sha256).unwrap();
+            assert!(parsed(&p, "r2", &body("a lighthouse, aperture-canary-term")).is_ok());
+            assert_eq!(
+                counts(&p.translator),
+                (1, 0),
+                "the new translator was called"
+            );
+            // The new safety version denies what the old one allowed: really called.
+            assert!(matches!(
+                screened(&p, "s2", &req, SafetyThreshold::Medium, &c),
+                Screening::Deny(_)
+            ));
+            assert_eq!(counts(&p.safety), (1, 0));
+            assert_eq!((old_t.stats.calls(), old_t.stats.memo_hits()), (1, 0));
+            assert_eq!((old_s.stats.calls(), old_s.stats.memo_hits()), (1, 0));
+        }
+
+        #[test]
+        fn a_shadow_or_canary_pin_bypasses_the_memo() {
+            let store = aperture_store::Store::in_memory().unwrap();
+            let p = policies(&store);
+            let req = parsed(&p, "r0", &body("a lake")).unwrap();
+            let c = config(&[]);
+            screened(&p, "s0", &req, SafetyThreshold::Medium, &c);
+            assert_eq!(counts(&p.safety), (1, 0));
+            // Shadow: the active version is called every time, beside the shadow.
+            let extra = p
+                .install(Which::Safety, &guest("safety_extra_deny"), None)
+                .unwrap()
+                .version;
+            p.set_candidate(Which::Safety, &extra.sha256, Mode::Shadow)
+                .unwrap();
+            for i in 0..2 {
+                screened(
+                    &p,
+                    &format!("s{}", i + 1),
+                    &req,
+                    SafetyThreshold::Medium,
+                    &c,
+                );
+            }
+            assert_eq!(counts(&p.safety), (3, 0));
+            let shadow = p.safety.cached(&extra.sha256).unwrap();
+            assert_eq!(shadow.stats.snapshot().shadow_calls, 2);
+            // Canary: requests it serves are real calls on it; the others still hit the memo.
+            let ns = p
+                .install(Which::Translator, &guest("translator_namespace"), None)
+                .unwrap()
+                .version;
+            p.set_candidate(Which::Translator, &ns.sha256, Mode::Canary(50))
+                .unwrap();
+            let pins: Vec<_> = (0..100).map(|i| p.pin(&format!("c{i}"))).collect();
+            let (canary, rest): (Vec<_>, Vec<_>) =
+                pins.iter().partition(|pin| pin.translator.on_canary());
+            assert!(
+                canary.len() >= 3 && rest.len() >= 3,
+                "{} {}",
+                canary.len(),
+                rest.len()
+            );
+            for pin in &canary[..3] {
+                assert!(p
+                    .parse_request_memoized(pin, &body("a lake"))
+                    .unwrap()
+                    .is_ok());
+            }
+            let on_canary = p.translator.cached(&ns.sha256).unwrap();
+            assert_eq!(
+                (on_canary.stats.calls(), on_canary.stats.memo_hits()),
+                (3, 0)
+            );
+            for pin in &rest[..3] {
+                assert!(p
+                    .parse_request_memoized(pin, &body("a lake"))
+                    .unwrap()
+                    .is_ok());
+            }
+            assert_eq!(counts(&p.translator), (1, 3));
+        }
+
+        #[test]
+        fn an_input_over_the_cap_is_not_memoized() {
+            let store = aperture_store::Store::in_memory().unwrap();
+            let p = policies(&store);
+            let long = "a lake ".repeat(memo::MAX_INPUT / 7 + 1);
+            let b = body(&long);
+            assert!(b.len() > memo::MAX_INPUT);
+            let first = parsed(&p, "r1", &b);
+            let again = parsed(&p, "r2", &b);
+            assert_eq!(format!("{first:?}"), format!("{again:?}"));
+            assert_eq!(counts(&p.translator), (2, 0));
+            assert!(matches!(
+                p.parse_lookup(&p.pin("r3"), &b),
+                Lookup::Miss(None)
+            ));
         }
     }
 

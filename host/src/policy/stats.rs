@@ -27,6 +27,7 @@ pub struct VersionStats {
     shadow_calls: AtomicU64,
     disagreements: AtomicU64,
     fallbacks: AtomicU64,
+    memo_hits: AtomicU64,
     time_us_total: AtomicU64,
     times_us: Mutex<VecDeque<u64>>,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
@@ -47,6 +48,8 @@ pub struct StatsSnapshot {
     pub disagreements: u64,
     /// Canary calls redone on the active version after a trap or timeout.
     pub fallbacks: u64,
+    /// Results served from the host's memo instead of a call (not counted in `calls`).
+    pub memo_hits: u64,
     /// Time spent in all calls, microseconds (with `calls`, the mean call time).
     pub time_us_total: u64,
     /// Median call time over the recent window, microseconds.
@@ -98,6 +101,16 @@ impl VersionStats {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count a result served from the memo instead of a call.
+    pub fn memo_hit(&self) {
+        self.memo_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Results served from the memo.
+    pub fn memo_hits(&self) -> u64 {
+        self.memo_hits.load(Ordering::Relaxed)
+    }
+
     /// Traps plus timeouts.
     pub fn failures(&self) -> u64 {
         self.traps.load(Ordering::Relaxed) + self.timeouts.load(Ordering::Relaxed)
@@ -143,6 +156,7 @@ impl VersionStats {
             shadow_calls: self.shadow_calls.load(Ordering::Relaxed),
             disagreements: self.disagreements.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            memo_hits: self.memo_hits(),
             time_us_total: self.time_us_total.load(Ordering::Relaxed),
             median_us: quantile(0.5),
             p99_us: quantile(0.99),
