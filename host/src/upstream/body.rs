@@ -12,6 +12,9 @@ use hyper::body::Body;
 
 use super::TransportError;
 
+/// Compressed bytes inflated between two checks of the limit (at most ~4 MiB of output each).
+const INFLATE_STEP: usize = 4096;
+
 /// Spare capacity kept at most (an eighth of the length); more is given back.
 fn fit(mut out: Vec<u8>) -> Bytes {
     if out.capacity() > out.len() + out.len() / 8 {
@@ -43,7 +46,7 @@ where
         stated
     }
     .min(limit);
-    let mut plain = Vec::with_capacity(capacity);
+    let mut plain = Vec::with_capacity(if gzipped { 0 } else { capacity });
     let mut inflate = gzipped.then(|| flate2::write::GzDecoder::new(Vec::with_capacity(capacity)));
     let mut received = 0usize;
     while let Some(frame) = body.frame().await {
@@ -57,10 +60,14 @@ where
             return Err(too_large("is"));
         }
         match &mut inflate {
+            // A little at a time: deflate inflates up to ~1000x, so a whole chunk of a gzip bomb
+            // could overshoot the limit by tens of megabytes before the check.
             Some(decoder) => {
-                decoder.write_all(&chunk).map_err(damaged)?;
-                if decoder.get_ref().len() > limit {
-                    return Err(too_large("inflates"));
+                for piece in chunk.chunks(INFLATE_STEP) {
+                    decoder.write_all(piece).map_err(damaged)?;
+                    if decoder.get_ref().len() > limit {
+                        return Err(too_large("inflates"));
+                    }
                 }
             }
             None => plain.extend_from_slice(&chunk),
