@@ -1,5 +1,6 @@
-//! Shared pieces of the fuzz targets: structured JSON generation and the value diff
-//! the blob properties are stated with.
+//! Shared pieces of the fuzz targets: structured JSON generation, JSON text in its many
+//! spellings, and the value diff the blob properties are stated with.
 
 pub mod diff;
+pub mod emit;
 pub mod json;
