@@ -120,7 +120,7 @@ fn image_data(u: &mut Unstructured) -> Result<String> {
     if u.ratio(1, 3)? {
         data.push_str(u.choose(&["=", "=="])?);
     }
-    if u.ratio(1, 8)? {
+    if aperture_fuzz::one_in(u, 8)? {
         let odd = *u.choose(&['"', '\\', '\n', '\0', 'é', '日', '😀', '\u{7f}', '@'])?;
         let at = u.int_in_range(0..=data.len())?;
         data.insert(at, odd);
@@ -293,7 +293,7 @@ fn value(gen: &Gen, u: &mut Unstructured, odd: bool) -> Result<Value> {
         let (k, v) = (gen.string(u)?, gen.value(u)?);
         body.insert(k, v);
     }
-    if odd && u.ratio(1, 16)? {
+    if odd && aperture_fuzz::one_in(u, 16)? {
         // The whole body written as an array (serde reads it as the struct).
         return Ok(json!([body.remove("candidates").unwrap_or(Value::Null)]));
     }
@@ -309,9 +309,9 @@ impl<'a> Arbitrary<'a> for Body {
             words: WORDS,
             max_depth: 3,
         };
-        let odd = u.ratio(1, 3)?;
+        let odd = aperture_fuzz::one_in(u, 3)?;
         let mut text = emit::json(&value(&gen, u, odd)?, u)?;
-        if u.ratio(1, 32)? {
+        if aperture_fuzz::one_in(u, 32)? {
             // Damaged in transit: cut short, or a byte changed.
             let at = u.choose_index(text.len())?;
             if u.arbitrary()? {

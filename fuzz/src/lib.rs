@@ -4,3 +4,11 @@
 pub mod diff;
 pub mod emit;
 pub mod json;
+
+use arbitrary::{Result, Unstructured};
+
+/// True one time in `n`, and false once the input has run out (where `u.ratio(1, n)` is
+/// true: an input cut short would otherwise get every rare quirk at once).
+pub fn one_in(u: &mut Unstructured, n: u32) -> Result<bool> {
+    Ok(u.int_in_range(1..=n)? == n)
+}
