@@ -1,12 +1,17 @@
-//! Blob splicing: `blobs::splice` on arbitrary translator output (raw text, or JSON in the
-//! shape of an Images response) and arbitrary image data. It must never panic, and must
-//! never change anything but `data[i].b64_json` (a whole token) and `data[i].url` (a
-//! `data:` URI ending in a token), each replaced by exactly the named image.
+//! Blob splicing: `blobs::splice` and the gateway's copy-free `gateway::splice::splice` on
+//! arbitrary translator output (raw text, or JSON in the shape of an Images response) and
+//! arbitrary image data (base64, any text, any bytes). Neither may panic; `blobs::splice`
+//! must never change anything but `data[i].b64_json` (a whole token) and `data[i].url` (a
+//! `data:` URI ending in a token), each replaced by exactly the named image; the gateway's
+//! splice gives the same bytes or the same error, and `NotText` whenever some image data is
+//! not UTF-8.
 #![no_main]
 
+use aperture::gateway;
 use aperture::policy::blobs::{self, BlobError, SpliceError};
-use aperture_fuzz::{diff, json::Gen};
+use aperture_fuzz::{diff, emit, json::Gen};
 use arbitrary::{Arbitrary, Result, Unstructured};
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -31,16 +36,22 @@ const WORDS: &[&str] = &[
     "base64,",
     "data:",
     "QUJD",
+    "@aperture-splice-",
 ];
 
 struct Input {
     json: String,
-    images: Vec<String>,
+    images: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "json={} images={:?}", self.json, self.images)
+        let images: Vec<_> = self
+            .images
+            .iter()
+            .map(|d| String::from_utf8_lossy(d))
+            .collect();
+        write!(f, "json={} images={images:?}", self.json)
     }
 }
 
@@ -83,15 +94,24 @@ impl<'a> Arbitrary<'a> for Input {
                     Map::new()
                 };
                 top.insert("data".into(), Value::Array(items));
-                Value::Object(top).to_string()
+                // Spelled any way JSON may be (escapes, repeated keys, spacing).
+                String::from_utf8_lossy(&emit::json(&Value::Object(top), u)?).into_owned()
             }
         };
         let mut images = Vec::new();
         for _ in 0..u.int_in_range(0..=3)? {
-            images.push(if u.ratio(1, 2)? {
-                gen.string(u)?
-            } else {
-                u.arbitrary()?
+            images.push(match u.int_in_range(0..=5)? {
+                // Base64 (what the gateway sends without a copy), now and then empty.
+                0..=2 => {
+                    const B64: &[u8] =
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_";
+                    let len = u.int_in_range(0..=600)?;
+                    let seed = u.arbitrary::<u8>()? as usize;
+                    (0..len).map(|i| B64[(seed + i * 5) % B64.len()]).collect()
+                }
+                3 => gen.string(u)?.into_bytes(),
+                4 => u.arbitrary::<String>()?.into_bytes(),
+                _ => u.arbitrary::<Vec<u8>>()?,
             });
         }
         Ok(Input { json, images })
@@ -107,7 +127,31 @@ fn token_id(s: &str) -> Option<usize> {
 }
 
 fuzz_target!(|input: Input| {
-    let result = blobs::splice(&input.json, &input.images);
+    let shared: Vec<Bytes> = input
+        .images
+        .iter()
+        .map(|d| Bytes::copy_from_slice(d))
+        .collect();
+    let pieces = gateway::splice::splice(&input.json, &shared);
+    let Ok(images) = input
+        .images
+        .iter()
+        .map(|d| std::str::from_utf8(d))
+        .collect::<Result<Vec<&str>, _>>()
+    else {
+        assert_eq!(pieces.unwrap_err(), SpliceError::NotText, "{input:?}");
+        return;
+    };
+    let result = blobs::splice(&input.json, &images);
+    match (&pieces, &result) {
+        (Ok(pieces), Ok(general)) => {
+            let bytes = pieces.to_bytes();
+            assert_eq!(pieces.len(), bytes.len() as u64);
+            assert_eq!(bytes, general.as_bytes(), "{input:?}");
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "{input:?}"),
+        (a, b) => panic!("gateway splice {a:?}, general {b:?}: {input:?}"),
+    }
     let Ok(before) = serde_json::from_str::<Value>(&input.json) else {
         assert_eq!(result, Err(SpliceError::NotJson), "{input:?}");
         return;
@@ -132,7 +176,7 @@ fuzz_target!(|input: Input| {
                     .unwrap_or_else(|| panic!("spliced a non-token {old:?}: {input:?}"));
                 assert_eq!(
                     after["data"][i.parse::<usize>().unwrap()]["b64_json"].as_str(),
-                    Some(input.images[id].as_str())
+                    Some(images[id])
                 );
             }
             ["data", i, "url"] => {
@@ -144,7 +188,7 @@ fuzz_target!(|input: Input| {
                     .unwrap_or_else(|| panic!("spliced a non-token {old:?}: {input:?}"));
                 assert_eq!(
                     after["data"][i]["url"].as_str(),
-                    Some(format!("{head}base64,{}", input.images[id]).as_str())
+                    Some(format!("{head}base64,{}", images[id]).as_str())
                 );
             }
             other => panic!("splice changed {other:?}: {input:?}"),
