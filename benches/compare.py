@@ -174,14 +174,15 @@ http {{
         self.proc.wait(30)
 
 
-def lua_script(work, name, body=None, header=None, miss=None):
+def lua_script(work, name, body=None, header=None, miss=None, extra=()):
     """A wrk script POSTing a fixed body, or (miss=) a unique prompt per request."""
     path = os.path.join(work, name + ".lua")
     hdr = header or ("Authorization", "Bearer " + CLIENT_KEY)
     with open(path, "w") as f:
         f.write('wrk.method = "POST"\n')
         f.write('wrk.headers["Content-Type"] = "application/json"\n')
-        f.write(f'wrk.headers["{hdr[0]}"] = "{hdr[1]}"\n')
+        for k, v in (hdr,) + tuple(extra):
+            f.write(f'wrk.headers["{k}"] = "{v}"\n')
         if body is not None:
             f.write(f"wrk.body = {json.dumps(body)}\n")
         if miss is not None:
@@ -302,7 +303,10 @@ def main():
             '{"contents":[{"role":"user","parts":[{"text":"%s"}]}],"generationConfig":'
             '{"responseModalities":["TEXT","IMAGE"],"imageConfig":{"aspectRatio":"1:1","imageSize":"1K"}}}'
         )
-        s_direct = lua_script(work, "direct", header=("x-goog-api-key", UPSTREAM_KEY), miss=gemini)
+        # The gateway asks the upstream for gzip (as Google answers), so the direct calls do too: the emulator
+        # then does the same work either way, and the difference is the gateway's own.
+        s_direct = lua_script(work, "direct", header=("x-goog-api-key", UPSTREAM_KEY), miss=gemini,
+                              extra=(("Accept-Encoding", "gzip"),))
         direct_url = on.emulator.rstrip("/") + "/v1beta/models/gemini-3-pro-image-preview:generateContent"
 
         rows = {k: [] for k in ("t1k", "t4k", "l4k50", "l4k99", "n4k99", "l1k50", "l1k99", "n1k99",
