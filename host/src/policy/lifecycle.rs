@@ -929,16 +929,18 @@ pub fn verify_offline(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::policy::{PolicyConfig, SafetyThreshold, Screening};
 
-    fn guest(stem: &str) -> Vec<u8> {
+    /// The bytes of a test guest built by build.rs.
+    pub(crate) fn guest(stem: &str) -> Vec<u8> {
         let path = format!("{}/{stem}.wasm", env!("APERTURE_GUEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("guest {path}: {e}"))
     }
 
-    fn policies(store: &aperture_store::Store) -> Policies {
+    /// The embedded components, over `store`'s component registry.
+    pub(crate) fn policies(store: &aperture_store::Store) -> Policies {
         Policies::open(
             store.components(),
             &Sources::default(),

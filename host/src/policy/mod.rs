@@ -794,22 +794,7 @@ mod tests {
 
     mod memoized {
         use super::super::*;
-        use crate::policy::lifecycle::Rollout;
-
-        fn guest(stem: &str) -> Vec<u8> {
-            let path = format!("{}/{stem}.wasm", env!("APERTURE_GUEST_DIR"));
-            std::fs::read(&path).unwrap_or_else(|e| panic!("guest {path}: {e}"))
-        }
-
-        fn policies(store: &aperture_store::Store) -> Policies {
-            Policies::open(
-                store.components(),
-                &Sources::default(),
-                CallLimits::default(),
-                Rollout::default(),
-            )
-            .expect("embedded components load")
-        }
+        use crate::policy::lifecycle::tests::{guest, policies};
 
         fn body(prompt: &str) -> String {
             serde_json::json!({ "prompt": prompt, "size": "1792x1024" }).to_string()
