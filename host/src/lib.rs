@@ -23,6 +23,7 @@ pub mod generated;
 pub mod limiter;
 pub mod live;
 pub mod log_rotation;
+pub mod log_sink;
 pub mod logging;
 pub mod maintenance;
 pub mod memory;

@@ -11,6 +11,7 @@ use tracing::field::{Field, Visit};
 
 use crate::config::observability::Logs;
 use crate::log_rotation::{Reopen, RotatingFile};
+use crate::log_sink::{Destination, LogSink, SinkGuard};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -22,10 +23,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Where the request log goes, relative to the data dir.
 pub const LOG_FILE: &str = "logs/aperture.log";
 
-/// Keeps the log file's writer thread alive; dropping it flushes what is queued.
+/// Keeps the log writer thread alive; dropping it writes out what is queued.
 /// Hold it until the process is done logging.
-#[must_use = "dropping the guard stops the log file writer"]
-pub struct LogGuard(#[allow(dead_code)] Vec<tracing_appender::non_blocking::WorkerGuard>);
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] SinkGuard);
 
 /// Install the global subscriber: stderr, plus the log file when `data_dir` is given.
 /// `APERTURE_LOG` (an `EnvFilter`) sets the level; `info` by default.
@@ -35,45 +36,30 @@ pub fn init(data_dir: Option<&Path>) -> std::io::Result<LogGuard> {
 
 /// [`init`] with the file rotated as `[logs]` says; the [`Reopen`] handle reopens the
 /// file (see [`crate::log_rotation::reopen_on_sigusr1`]).
+///
+/// Each line is formatted once and handed to a [`LogSink`]: its writer thread appends
+/// it to stderr and to the file in batches, so a request never waits on either (and a
+/// full stderr pipe cannot stall the async workers). Not lossy: when the queue is full,
+/// logging waits rather than dropping request lines.
 pub fn init_rotating(data_dir: Option<&Path>, logs: Logs) -> std::io::Result<(LogGuard, Reopen)> {
     let reopen = Reopen::default();
-    let mut guards = Vec::new();
-    let filter =
-        || EnvFilter::try_from_env("APERTURE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .event_format(Logfmt)
-        .with_writer(std::io::stderr)
-        .with_filter(filter());
-    let file = match data_dir {
-        Some(dir) => {
-            let path = dir.join(LOG_FILE);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let file = RotatingFile::open(&path, logs, reopen.clone())?;
-            // Lines go to a channel and a writer thread appends them: a request never
-            // waits on the disk. Not lossy: when the channel is full, logging waits
-            // rather than dropping request lines.
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .thread_name("aperture-log-writer")
-                .finish(file);
-            guards.push(guard);
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .event_format(Logfmt)
-                    .with_writer(writer)
-                    .with_filter(filter()),
-            )
+    let filter = EnvFilter::try_from_env("APERTURE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut destinations: Vec<Destination> = vec![Box::new(std::io::stderr())];
+    if let Some(dir) = data_dir {
+        let path = dir.join(LOG_FILE);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
         }
-        None => None,
-    };
+        destinations.push(Box::new(RotatingFile::open(&path, logs, reopen.clone())?));
+    }
+    let (sink, guard) = LogSink::start(destinations)?;
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(Logfmt)
+        .with_writer(sink)
+        .with_filter(filter);
     // A second init (tests, embedded use) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .try_init();
-    Ok((LogGuard(guards), reopen))
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    Ok((LogGuard(guard), reopen))
 }
 
 /// The logfmt event formatter.
@@ -91,7 +77,7 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         write!(
             writer,
             "ts={ts} level={} target={}",

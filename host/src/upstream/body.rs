@@ -4,16 +4,17 @@
 //! the compressed body plus the inflated one. The buffer is the one the image data is
 //! later shared from (`policy::blobs::extract_body`).
 
-use std::io::Write;
-
 use bytes::Bytes;
+use flate2::{Decompress, FlushDecompress, Status};
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
 use super::TransportError;
 
-/// Compressed bytes inflated between two checks of the limit (at most ~4 MiB of output each).
-const INFLATE_STEP: usize = 4096;
+/// The first allocation for an inflated body (Google sends chunked, so no size is stated); it
+/// doubles from there. Large on purpose: above glibc's mmap threshold (`memory.rs`) it is a
+/// mapping whose untouched pages cost nothing, and it grows by `mremap`, never by copying.
+const FIRST_GUESS: usize = 1 << 20;
 
 /// Spare capacity kept at most (an eighth of the length); more is given back.
 fn fit(mut out: Vec<u8>) -> Bytes {
@@ -21,6 +22,75 @@ fn fit(mut out: Vec<u8>) -> Bytes {
         out.shrink_to_fit();
     }
     Bytes::from(out)
+}
+
+/// Gzip inflated straight into the final buffer (no staging copy), whose capacity never exceeds
+/// `limit + 1`: a gzip bomb stops at the limit, however much one chunk would inflate to.
+struct Inflater {
+    z: Decompress,
+    out: Vec<u8>,
+    limit: usize,
+    ended: bool,
+}
+
+/// What went wrong inflating: the message for `damaged`, or the limit was passed.
+enum InflateError {
+    Damaged(String),
+    TooLarge,
+}
+
+impl Inflater {
+    fn new(capacity: usize, limit: usize) -> Self {
+        Inflater {
+            z: Decompress::new_gzip(15),
+            out: Vec::with_capacity(capacity.min(limit.saturating_add(1))),
+            limit,
+            ended: false,
+        }
+    }
+
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), InflateError> {
+        while !input.is_empty() {
+            if self.ended {
+                return Err(InflateError::Damaged(
+                    "data after the end of the gzip stream".into(),
+                ));
+            }
+            if self.out.len() == self.out.capacity() {
+                if self.out.len() > self.limit {
+                    return Err(InflateError::TooLarge);
+                }
+                let room = self.out.len().max(FIRST_GUESS);
+                let ceiling = self.limit + 1 - self.out.len();
+                self.out.reserve_exact(room.min(ceiling));
+            }
+            let (before_in, before_out) = (self.z.total_in(), self.out.len());
+            let status = self
+                .z
+                .decompress_vec(input, &mut self.out, FlushDecompress::None)
+                .map_err(|e| InflateError::Damaged(e.to_string()))?;
+            let used = (self.z.total_in() - before_in) as usize;
+            input = &input[used..];
+            match status {
+                Status::StreamEnd => self.ended = true,
+                Status::Ok | Status::BufError if used == 0 && self.out.len() == before_out => {
+                    return Err(InflateError::Damaged("the stream makes no progress".into()));
+                }
+                Status::Ok | Status::BufError => {}
+            }
+        }
+        if self.out.len() > self.limit {
+            return Err(InflateError::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<u8>, InflateError> {
+        if !self.ended {
+            return Err(InflateError::Damaged("the gzip stream ends early".into()));
+        }
+        Ok(self.out)
+    }
 }
 
 /// The whole body, inflated when `gzipped`, refused past `limit` bytes either way.
@@ -35,8 +105,11 @@ where
     if stated > limit {
         return Err(too_large("is"));
     }
-    let damaged = |e: std::io::Error| {
-        TransportError::Protocol(format!("the gzip-encoded response is damaged: {e}"))
+    let inflate_error = |e: InflateError| match e {
+        InflateError::Damaged(why) => {
+            TransportError::Protocol(format!("the gzip-encoded response is damaged: {why}"))
+        }
+        InflateError::TooLarge => too_large("inflates"),
     };
     // A base64 image compresses to about three quarters: room for the inflated size, mostly untouched
     // (so not resident) if the guess is high, and grown if it is low.
@@ -47,7 +120,7 @@ where
     }
     .min(limit);
     let mut plain = Vec::with_capacity(if gzipped { 0 } else { capacity });
-    let mut inflate = gzipped.then(|| flate2::write::GzDecoder::new(Vec::with_capacity(capacity)));
+    let mut inflate = gzipped.then(|| Inflater::new(capacity.max(FIRST_GUESS), limit));
     let mut received = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame
@@ -60,27 +133,12 @@ where
             return Err(too_large("is"));
         }
         match &mut inflate {
-            // A little at a time: deflate inflates up to ~1000x, so a whole chunk of a gzip bomb
-            // could overshoot the limit by tens of megabytes before the check.
-            Some(decoder) => {
-                for piece in chunk.chunks(INFLATE_STEP) {
-                    decoder.write_all(piece).map_err(damaged)?;
-                    if decoder.get_ref().len() > limit {
-                        return Err(too_large("inflates"));
-                    }
-                }
-            }
+            Some(inflater) => inflater.feed(&chunk).map_err(inflate_error)?,
             None => plain.extend_from_slice(&chunk),
         }
     }
     match inflate {
-        Some(decoder) => {
-            let out = decoder.finish().map_err(damaged)?;
-            if out.len() > limit {
-                return Err(too_large("inflates"));
-            }
-            Ok(fit(out))
-        }
+        Some(inflater) => Ok(fit(inflater.finish().map_err(inflate_error)?)),
         None => Ok(fit(plain)),
     }
 }
@@ -90,6 +148,7 @@ mod tests {
     use super::*;
     use http_body_util::Full;
     use hyper::body::Frame;
+    use std::io::Write;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -162,5 +221,36 @@ mod tests {
         .await
         .unwrap_err();
         assert!(e.to_string().contains("damaged"), "{e}");
+        // Bytes after the end of the stream are not silently dropped.
+        let mut trailing = gzip(&data);
+        trailing.extend_from_slice(b"garbage");
+        let e = read(Full::new(Bytes::from(trailing)), true, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("after the end"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_inflate_limit_is_exact_and_a_bomb_stops_at_it() {
+        let data = vec![b'A'; 200_000];
+        let got = read(Full::new(Bytes::from(gzip(&data))), true, 200_000)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 200_000);
+        let e = read(Full::new(Bytes::from(gzip(&data))), true, 199_999)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("inflates past 199999 bytes"), "{e}");
+        // 32 MiB of zeros in one ~32 KB chunk: refused at the limit, never inflated whole.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..32 {
+            e.write_all(&zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        let e = read(chunked(bomb, 1 << 20), true, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("inflates past"), "{e}");
     }
 }
