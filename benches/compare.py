@@ -267,23 +267,47 @@ def rss_run(gw, bodies, settle=5.0):
     return before, peak, after
 
 
+def start_emulator(binary):
+    """`aperture emulator` in a process of its own, on a free port: its URL and process."""
+    port = free_port()
+    proc = subprocess.Popen([binary, "emulator", "--listen", f"127.0.0.1:{port}", "--key", UPSTREAM_KEY],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def upstream_gateway(binary, work, name, emulator, env=None):
+    """A gateway (not demo) whose upstream is `emulator`, with the bench key as its one account."""
+    gw = Gateway(binary, work, name, dict({"APERTURE_UPSTREAM_URL": emulator}, **(env or {})), demo=False)
+    subprocess.run([binary, "accounts", "add", "--label", "bench"], input=UPSTREAM_KEY, text=True, check=True,
+                   capture_output=True, env=dict(os.environ, APERTURE_SERVER=gw.url, APERTURE_ADMIN_KEY=ADMIN_KEY))
+    return gw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--aperture", required=True)
     ap.add_argument("--nginx", required=True)
     ap.add_argument("--guests", required=True)
     ap.add_argument("--component", default="")
+    ap.add_argument("--baseline", default="", help="another aperture binary: its miss rows, measured in the same run")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="aperture-compare-")
     gws = []
     ngx = None
+    emu = None
     try:
-        log("starting gateways (cache on / cache off) and nginx")
+        log("starting the hit gateway (demo mode) and nginx")
         on = Gateway(args.aperture, work, "cache-on")
         gws.append(on)
-        off = Gateway(args.aperture, work, "cache-off", {"CACHE_BACKEND": "none"})
-        gws.append(off)
+        emu_url, emu = start_emulator(args.aperture)
 
         bodies = {}
         for name, body in (("1k.json", BODY_1K), ("4k.json", BODY_4K)):
@@ -307,10 +331,11 @@ def main():
         # then does the same work either way, and the difference is the gateway's own.
         s_direct = lua_script(work, "direct", header=("x-goog-api-key", UPSTREAM_KEY), miss=gemini,
                               extra=(("Accept-Encoding", "gzip"),))
-        direct_url = on.emulator.rstrip("/") + "/v1beta/models/gemini-3-pro-image-preview:generateContent"
+        direct_url = emu_url + "/v1beta/models/gemini-3-pro-image-preview:generateContent"
 
-        rows = {k: [] for k in ("t1k", "t4k", "l4k50", "l4k99", "n4k99", "l1k50", "l1k99", "n1k99",
-                                "ov_on50", "ov_off50", "ov_on99", "ov_off99", "ov_ratio", "miss_tp", "tp_on", "tp_off")}
+        keys = ("ov_on50", "ov_off50", "ov_on99", "ov_off99", "ov_ratio", "miss_tp", "tp_on", "tp_off")
+        rows = {k: [] for k in ("t1k", "t4k", "l4k50", "l4k99", "n4k99", "l1k50", "l1k99", "n1k99")
+                + keys + tuple("b_" + k for k in keys)}
         for rep in range(REPS if "wrk" in PARTS else 0):
             log(f"repetition {rep + 1}/{REPS}: hits (16 connections)")
             g1 = wrk(gw_url, s_1k, 16)
@@ -331,20 +356,40 @@ def main():
             rows["l1k50"].append(l1["p50"])
             rows["l1k99"].append(l1["p99"])
             rows["n1k99"].append(m1["p99"])
+        # The misses, once the hit rows are done (idle gateways beside the hit gateway would disturb them): the
+        # direct calls and every miss gateway's upstream calls go to one emulator process, so the overhead is
+        # the gateway's alone (a demo gateway's emulator would share its process and runtime).
+        on.stop()
+        gws.remove(on)
+        miss_gws = {}
+        for label, binary in (("", args.aperture), ("baseline ", args.baseline)):
+            if not binary or "wrk" not in PARTS:
+                continue
+            log(f"starting the {label}miss gateways (cache on / off) on one emulator")
+            for mode, env in (("on", {}), ("off", {"CACHE_BACKEND": "none"})):
+                gw = upstream_gateway(binary, work, f"{label.strip() or 'this'}-miss-{mode}", emu_url, env)
+                gws.append(gw)
+                gw.post('{"prompt":"compare.sh miss warm-up","size":"1024x1024"}')
+                miss_gws[label + mode] = gw
+        for rep in range(REPS if "wrk" in PARTS else 0):
             log(f"repetition {rep + 1}/{REPS}: misses, unique prompts (16 connections)")
             d = wrk(direct_url, s_direct, 16, latency=True, arg=RUN + "d%d" % rep)
-            mon = wrk(gw_url, s_miss, 16, latency=True, arg=RUN + "on%d" % rep)
-            moff = wrk(off.url + "/v1/images/generations", s_miss, 16, latency=True, arg=RUN + "off%d" % rep)
-            rows["ov_on50"].append(mon["p50"] - d["p50"])
-            rows["ov_off50"].append(moff["p50"] - d["p50"])
-            rows["ov_on99"].append(mon["p99"] - d["p99"])
-            rows["ov_off99"].append(moff["p99"] - d["p99"])
-            rows["ov_ratio"].append(mon["p50"] / moff["p50"])
-            rows["miss_tp"].append(mon["rps"] / moff["rps"])
-            rows["tp_on"].append(mon["rps"])
-            rows["tp_off"].append(moff["rps"])
-            log(f"  direct p50 {d['p50']:.2f} ms; on p50 {mon['p50']:.2f}; off p50 {moff['p50']:.2f}; "
-                f"{mon['rps']:.0f} vs {moff['rps']:.0f} req/s")
+            for label, prefix in (("", ""), ("baseline ", "b_")):
+                if label + "on" not in miss_gws:
+                    continue
+                url = lambda mode: miss_gws[label + mode].url + "/v1/images/generations"
+                mon = wrk(url("on"), s_miss, 16, latency=True, arg=RUN + prefix + "on%d" % rep)
+                moff = wrk(url("off"), s_miss, 16, latency=True, arg=RUN + prefix + "off%d" % rep)
+                rows[prefix + "ov_on50"].append(mon["p50"] - d["p50"])
+                rows[prefix + "ov_off50"].append(moff["p50"] - d["p50"])
+                rows[prefix + "ov_on99"].append(mon["p99"] - d["p99"])
+                rows[prefix + "ov_off99"].append(moff["p99"] - d["p99"])
+                rows[prefix + "ov_ratio"].append(mon["p50"] / moff["p50"])
+                rows[prefix + "miss_tp"].append(mon["rps"] / moff["rps"])
+                rows[prefix + "tp_on"].append(mon["rps"])
+                rows[prefix + "tp_off"].append(moff["rps"])
+                log(f"  {label}direct p50 {d['p50']:.2f} ms; on p50 {mon['p50']:.2f}; off p50 {moff['p50']:.2f}; "
+                    f"{mon['rps']:.0f} vs {moff['rps']:.0f} req/s")
         for gw in gws:
             gw.stop()
         gws.clear()
@@ -352,19 +397,8 @@ def main():
         # The emulator in its own process: only the gateway's memory is measured (a demo gateway's embedded
         # emulator expands every 4K JPEG it makes to a full raster, ~50 MB each).
         log("peak RSS: a fresh gateway, the emulator in a process of its own")
-        emu_port = free_port()
-        emu = subprocess.Popen([args.aperture, "emulator", "--listen", f"127.0.0.1:{emu_port}", "--key", UPSTREAM_KEY],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", emu_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        rss = Gateway(args.aperture, work, "rss", {"APERTURE_UPSTREAM_URL": f"http://127.0.0.1:{emu_port}"}, demo=False)
+        rss = upstream_gateway(args.aperture, work, "rss", emu_url)
         gws.append(rss)
-        subprocess.run([args.aperture, "accounts", "add", "--label", "bench"], input=UPSTREAM_KEY, text=True, check=True,
-                       capture_output=True, env=dict(os.environ, APERTURE_SERVER=rss.url, APERTURE_ADMIN_KEY=ADMIN_KEY))
         # Warm the path (components compiled, pools, the emulator's encoder) before the idle baseline.
         rss.post('{"prompt":"compare.sh rss warm-up","quality":"hd"}')
         time.sleep(2)
@@ -383,8 +417,6 @@ def main():
 
         rss.stop()
         gws.clear()
-        emu.terminate()
-        emu.wait(30)
         sizes = {os.path.basename(p): os.path.getsize(p) for p in sorted(glob.glob(os.path.join(args.guests, "*.wasm")))}
 
         out = []
@@ -406,6 +438,15 @@ def main():
         out.append(f"| miss overhead, p99: writes on / off | {fmt(rows['ov_on99'], ' ms')} / {fmt(rows['ov_off99'], ' ms')} | |")
         out.append(f"| miss throughput, writes on vs off, 16 conns | {fmt(rows['miss_tp'], 'x')} "
                    f"({fmt(rows['tp_on'], '', 0)} vs {fmt(rows['tp_off'], '', 0)} req/s) | >= 0.9x |")
+        if rows["b_ov_off50"]:
+            out.append(f"| baseline ({args.baseline}): miss overhead p50, writes on / off (on/off ratio) | "
+                       f"{fmt(rows['b_ov_on50'], ' ms')} / {fmt(rows['b_ov_off50'], ' ms')} "
+                       f"({fmt(rows['b_ov_ratio'], 'x')} of the latency) | |")
+            out.append(f"| baseline: miss throughput, writes on vs off | {fmt(rows['b_miss_tp'], 'x')} "
+                       f"({fmt(rows['b_tp_on'], '', 0)} vs {fmt(rows['b_tp_off'], '', 0)} req/s) | |")
+            halved = [b / a for a, b in zip(rows["ov_off50"], rows["b_ov_off50"]) if a > 0]
+            out.append(f"| miss overhead with writes off, baseline / this build (same repetition) | "
+                       f"{fmt(halved, 'x')} | >= 2x (halved) |")
         out.append(f"| peak RSS, 64 concurrent 4K misses (idle {idle:.0f} MB) | peak {fmt([r[1] for r in r64], ' MB', 0)}, "
                    f"afterwards {fmt([r[2] for r in r64], ' MB', 0)} | <= 150 MB |")
         out.append(f"| peak RSS, 32 concurrent n=10 quality=hd | peak {fmt([r[1] for r in r32], ' MB', 0)}, "
@@ -421,6 +462,9 @@ def main():
             gw.stop()
         if ngx:
             ngx.stop()
+        if emu:
+            emu.terminate()
+            emu.wait(30)
         shutil.rmtree(work, ignore_errors=True)
 
 

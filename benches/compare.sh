@@ -3,6 +3,10 @@
 #
 #   benches/compare.sh                 # installs nginx and wrk when missing, builds release, prints the table
 #   BENCH_SECONDS=5 benches/compare.sh # shorter wrk runs (default 10 s); BENCH_REPS=3 repetitions by default
+#   BENCH_BASELINE=/path/to/an/older/aperture benches/compare.sh
+#                                      # also that build's miss rows, in the same run and on the same emulator
+#                                      # (before/after: build the older commit in a worktree of its own)
+#   BENCH_PARTS=wrk (or rss)           # only that part; BENCH_SKIP_COMPONENT=1 skips the component bench
 #
 # Every row is a ratio or a delta measured in the same run, over BENCH_REPS repetitions (median, and the
 # spread min..max); the peak RSS rows are read from /proc (VmHWM after clearing it, VmRSS afterwards). The
@@ -33,4 +37,4 @@ fi
 
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 exec python3 benches/compare.py --aperture "$target/release/aperture" --nginx "$NGINX" \
-    --guests "target/guests/wasm32-wasip2/release" --component "$component"
+    --guests "target/guests/wasm32-wasip2/release" --component "$component" --baseline "${BENCH_BASELINE:-}"

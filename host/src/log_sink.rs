@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long the writer lets lines gather after the first one of a batch.
-pub const LINGER: Duration = Duration::from_millis(2);
+pub const LINGER: Duration = Duration::from_millis(10);
 
 /// Bytes queued at most; past this a line waits for the writer rather than being dropped.
 pub const MAX_PENDING: usize = 4 << 20;
