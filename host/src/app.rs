@@ -323,8 +323,11 @@ impl App {
 }
 
 impl App {
-    /// Run `f`, which calls policy components, on a blocking thread once a
-    /// component slot is free (waiting for it on the async runtime).
+    /// Run `f`, which calls policy components, once a component slot is free (waiting
+    /// for it on the async runtime). On a multi-thread runtime `f` runs right here, on
+    /// the async worker: a call takes tens of microseconds, and one that runs longer is
+    /// moved off the worker by the engine ([`crate::policy::OnWorker`]). Elsewhere (a
+    /// current-thread runtime) it runs on a blocking thread.
     pub async fn policy_blocking<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
@@ -334,7 +337,15 @@ impl App {
             .acquire()
             .await
             .map_err(|e| GatewayError::Internal(format!("component slots closed: {e}")))?;
-        blocking(f).await
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
+            return blocking(f).await;
+        }
+        let _on_worker = crate::policy::OnWorker::enter();
+        // As `spawn_blocking` would, a panic becomes this request's error, not the task's end.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|_| GatewayError::Internal("a component call panicked".into()))
     }
 }
 

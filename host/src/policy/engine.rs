@@ -43,6 +43,52 @@ impl Default for CallLimits {
 pub struct CallState {
     cli: WasiCliCtx,
     table: ResourceTable,
+    /// Set when a call running on an async worker used up [`WORKER_ALLOWANCE`] and
+    /// was stopped, to be redone off the worker (see [`OnWorker`]).
+    overran: bool,
+}
+
+impl CallState {
+    /// Whether the call was stopped for using up its allowance on the async worker.
+    pub(crate) fn overran(&self) -> bool {
+        self.overran
+    }
+}
+
+/// CPU time a call may use on an async worker; past it the call is stopped and redone
+/// where blocking is allowed, with the whole budget ([`CallLimits::timeout`]).
+pub const WORKER_ALLOWANCE: Duration = EPOCH_TICK;
+
+thread_local! {
+    static ON_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While held, component calls made on this thread run on it, an async worker of a
+/// multi-thread tokio runtime, with the small [`WORKER_ALLOWANCE`]. A call costs tens of
+/// microseconds, less than the two thread wake-ups of a hop to a blocking thread and
+/// back; one that runs past the allowance (a loop, a pathological input) is stopped
+/// after at most two epoch ticks and redone inside `tokio::task::block_in_place`, so
+/// the worker's other tasks move to another thread while it runs. Components are pure
+/// functions of their inputs, so the redo gives the answer the first run would have.
+pub(crate) struct OnWorker(bool);
+
+impl OnWorker {
+    /// Mark this thread; only on a worker of a multi-thread runtime (`block_in_place`
+    /// panics anywhere else).
+    pub(crate) fn enter() -> OnWorker {
+        OnWorker(ON_WORKER.with(|w| w.replace(true)))
+    }
+
+    /// Whether calls on this thread run inline on an async worker.
+    pub(crate) fn here() -> bool {
+        ON_WORKER.with(|w| w.get())
+    }
+}
+
+impl Drop for OnWorker {
+    fn drop(&mut self) {
+        ON_WORKER.with(|w| w.set(self.0));
+    }
 }
 
 impl WasiCliView for CallState {
@@ -82,6 +128,21 @@ impl Gate {
             free: std::sync::Mutex::new(permits),
             freed: std::sync::Condvar::new(),
         }
+    }
+
+    /// A free slot, waiting for one off the async worker if the call runs on one
+    /// ([`OnWorker`]): a worker must not park on the condition variable.
+    pub(crate) fn admit(&self) -> Permit<'_> {
+        if !OnWorker::here() {
+            return self.enter();
+        }
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if *free > 0 {
+            *free -= 1;
+            return Permit(self);
+        }
+        drop(free);
+        tokio::task::block_in_place(|| self.enter())
     }
 
     /// Wait for a free slot.
@@ -180,19 +241,40 @@ impl Runtime {
     /// all of them, reads no clock at all); later ticks compare against it, and
     /// the call is interrupted once it has used the budget, less the one tick
     /// before the baseline.
+    ///
+    /// On an async worker ([`OnWorker`]) the budget is [`WORKER_ALLOWANCE`], and a call
+    /// that uses it up is marked [`CallState::overran`] (the caller redoes it with
+    /// [`Runtime::store_off_worker`]).
     pub(crate) fn store(&self) -> Store<CallState> {
+        self.store_with(OnWorker::here())
+    }
+
+    /// A fresh store with the whole budget, for a call redone off the worker.
+    pub(crate) fn store_off_worker(&self) -> Store<CallState> {
+        self.store_with(false)
+    }
+
+    fn store_with(&self, on_worker: bool) -> Store<CallState> {
         let state = CallState {
             cli: WasiCliCtx::default(),
             table: ResourceTable::new(),
+            overran: false,
         };
         let mut store = Store::new(&self.engine, state);
-        let budget = self.limits.timeout.saturating_sub(EPOCH_TICK);
+        let budget = if on_worker {
+            WORKER_ALLOWANCE
+        } else {
+            self.limits.timeout.saturating_sub(EPOCH_TICK)
+        };
         let mut baseline: Option<Duration> = None;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |mut ctx| {
             Ok(match next_check(budget, &mut baseline, thread_cpu_time()) {
                 Some(ticks) => UpdateDeadline::Continue(ticks),
-                None => UpdateDeadline::Interrupt,
+                None => {
+                    ctx.data_mut().overran = on_worker;
+                    UpdateDeadline::Interrupt
+                }
             })
         });
         store
@@ -228,8 +310,20 @@ fn add_policy_wasi(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, Io>(l, |t| {
         &mut t.table
     })?;
-    sync::io::poll::add_to_linker::<CallState, Io>(l, |t| &mut t.table)?;
-    sync::io::streams::add_to_linker::<CallState, Io>(l, |t| &mut t.table)?;
+    // Streams and poll through `wasi_io::Guarded`: their blocking functions must not run on
+    // an async worker (they stop the call there, to be redone off it; see `OnWorker`).
+    struct GuardedIo;
+    impl wasmtime::component::HasData for GuardedIo {
+        type Data<'a> = super::wasi_io::Guarded<'a>;
+    }
+    fn guarded(t: &mut CallState) -> super::wasi_io::Guarded<'_> {
+        super::wasi_io::Guarded {
+            table: &mut t.table,
+            overran: &mut t.overran,
+        }
+    }
+    sync::io::poll::add_to_linker::<CallState, GuardedIo>(l, guarded)?;
+    sync::io::streams::add_to_linker::<CallState, GuardedIo>(l, guarded)?;
     Ok(())
 }
 

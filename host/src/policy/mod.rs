@@ -11,6 +11,7 @@ mod slot;
 pub mod stats;
 pub mod vectors;
 pub mod verify;
+mod wasi_io;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use wasmtime::Trap;
 
 pub use bindings::*;
 pub use engine::CallLimits;
+pub(crate) use engine::OnWorker;
 use engine::{CallState, Runtime};
 pub use lifecycle::{LifecycleError, Rollout};
 pub use memo::{Lookup, MemoKey};
@@ -354,10 +356,20 @@ impl Policies {
         function: &'static str,
         f: &dyn Fn(&P, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
-        let _permit = self.runtime.gate.enter();
+        let _permit = self.runtime.gate.admit();
         let started = Instant::now();
         let mut store = self.runtime.store();
-        let result = f(&version.pre, &mut store).map_err(|e| fail(which, function, e));
+        let mut result = f(&version.pre, &mut store);
+        if store.data().overran() {
+            // Too long to hold an async worker (`engine::OnWorker`): redo it where blocking
+            // is allowed, with the whole budget. A pure function gives the same answer.
+            drop(store);
+            result = tokio::task::block_in_place(|| {
+                let mut store = self.runtime.store_off_worker();
+                f(&version.pre, &mut store)
+            });
+        }
+        let result = result.map_err(|e| fail(which, function, e));
         version.stats.record(started.elapsed(), &result);
         result
     }
@@ -790,6 +802,123 @@ mod tests {
                 assert!(matches!(result, Ok(true)), "{result:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_long_call_on_an_async_worker_moves_off_it_and_keeps_its_whole_budget() {
+        use crate::policy::lifecycle::tests::guest;
+        let store = aperture_store::Store::in_memory().unwrap();
+        let limits = CallLimits {
+            timeout: std::time::Duration::from_millis(300),
+            ..CallLimits::default()
+        };
+        let p = std::sync::Arc::new(
+            Policies::open(
+                store.components(),
+                &Sources::default(),
+                limits,
+                Rollout::default(),
+            )
+            .expect("embedded components load"),
+        );
+        let installed = p
+            .install(Which::Translator, &guest("translator_loop"), None)
+            .unwrap();
+        p.activate(Which::Translator, &installed.version.sha256)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Another task on the one worker: it must keep running while the call loops.
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let counter = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let p2 = p.clone();
+            let call = |prompt: &'static str| {
+                let p = p2.clone();
+                async move {
+                    tokio::spawn(async move {
+                        let _on_worker = OnWorker::enter();
+                        let pin = p.pin("inline");
+                        let result = p.parse_request(&pin, &format!(r#"{{"prompt":"{prompt}"}}"#));
+                        (result, OnWorker::here())
+                    })
+                    .await
+                    .unwrap()
+                }
+            };
+            let (ok, _) = call("a fox").await;
+            assert!(matches!(ok, Ok(Ok(_))), "{ok:?}");
+            let before = ticks.load(Ordering::Relaxed);
+            let (looped, still_marked) = call("a fox, loop-me").await;
+            // Stopped by the whole 300 ms budget (redone off the worker), not the worker allowance.
+            assert!(
+                matches!(looped, Err(PolicyError::Timeout { .. })),
+                "{looped:?}"
+            );
+            assert!(still_marked, "the guard is still held inside the task");
+            let during = ticks.load(Ordering::Relaxed) - before;
+            assert!(
+                during >= 20,
+                "the worker's other task ticked {during} times during a 300 ms call"
+            );
+            assert!(!OnWorker::here(), "the mark ends with its guard");
+            ticker.abort();
+        });
+        let stats = &p.translator.load().active.stats;
+        assert_eq!(stats.calls(), 2, "the redo counts as the one call it is");
+    }
+
+    #[test]
+    fn a_component_that_prints_on_an_async_worker_is_redone_off_it_not_a_host_panic() {
+        use crate::policy::lifecycle::tests::guest;
+        let store = aperture_store::Store::in_memory().unwrap();
+        let p = std::sync::Arc::new(
+            Policies::open(
+                store.components(),
+                &Sources::default(),
+                CallLimits::default(),
+                Rollout::default(),
+            )
+            .expect("embedded components load"),
+        );
+        // translator_trap panics on its trigger: Rust's std prints the message to stderr
+        // (a blocking WASI write) before the trap.
+        let installed = p
+            .install(Which::Translator, &guest("translator_trap"), None)
+            .unwrap();
+        p.activate(Which::Translator, &installed.version.sha256)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let inline = |prompt: &'static str| {
+            let p = p.clone();
+            rt.block_on(rt.spawn(async move {
+                let _on_worker = OnWorker::enter();
+                let pin = p.pin("inline");
+                p.parse_request(&pin, &format!(r#"{{"prompt":"{prompt}"}}"#))
+            }))
+            .expect("no host panic")
+        };
+        assert!(matches!(inline("a fox"), Ok(Ok(_))));
+        let trapped = inline("a fox, trap-me");
+        assert!(
+            matches!(trapped, Err(PolicyError::Trap { .. })),
+            "{trapped:?}"
+        );
+        assert!(matches!(inline("a fox again"), Ok(Ok(_))));
     }
 
     mod memoized {
