@@ -804,12 +804,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_long_call_on_an_async_worker_moves_off_it_and_keeps_its_whole_budget() {
-        use crate::policy::lifecycle::tests::guest;
+    /// Embedded components with the test guest `translator` active, calls limited to
+    /// `timeout`, and a multi-thread runtime with one worker to call them on.
+    fn translator_guest_on_one_worker(
+        translator: &str,
+        timeout: std::time::Duration,
+    ) -> (std::sync::Arc<Policies>, tokio::runtime::Runtime) {
         let store = aperture_store::Store::in_memory().unwrap();
         let limits = CallLimits {
-            timeout: std::time::Duration::from_millis(300),
+            timeout,
             ..CallLimits::default()
         };
         let p = std::sync::Arc::new(
@@ -821,9 +824,8 @@ mod tests {
             )
             .expect("embedded components load"),
         );
-        let installed = p
-            .install(Which::Translator, &guest("translator_loop"), None)
-            .unwrap();
+        let bytes = crate::policy::lifecycle::tests::guest(translator);
+        let installed = p.install(Which::Translator, &bytes, None).unwrap();
         p.activate(Which::Translator, &installed.version.sha256)
             .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -831,6 +833,15 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
+        (p, rt)
+    }
+
+    #[test]
+    fn a_long_call_on_an_async_worker_moves_off_it_and_keeps_its_whole_budget() {
+        let (p, rt) = translator_guest_on_one_worker(
+            "translator_loop",
+            std::time::Duration::from_millis(300),
+        );
         rt.block_on(async {
             // Another task on the one worker: it must keep running while the call loops.
             let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -880,29 +891,10 @@ mod tests {
 
     #[test]
     fn a_component_that_prints_on_an_async_worker_is_redone_off_it_not_a_host_panic() {
-        use crate::policy::lifecycle::tests::guest;
-        let store = aperture_store::Store::in_memory().unwrap();
-        let p = std::sync::Arc::new(
-            Policies::open(
-                store.components(),
-                &Sources::default(),
-                CallLimits::default(),
-                Rollout::default(),
-            )
-            .expect("embedded components load"),
-        );
         // translator_trap panics on its trigger: Rust's std prints the message to stderr
         // (a blocking WASI write) before the trap.
-        let installed = p
-            .install(Which::Translator, &guest("translator_trap"), None)
-            .unwrap();
-        p.activate(Which::Translator, &installed.version.sha256)
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let (p, rt) =
+            translator_guest_on_one_worker("translator_trap", CallLimits::default().timeout);
         let inline = |prompt: &'static str| {
             let p = p.clone();
             rt.block_on(rt.spawn(async move {
