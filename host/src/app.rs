@@ -328,7 +328,7 @@ impl App {
     /// the async worker: a call takes tens of microseconds, and one that runs longer is
     /// moved off the worker by the engine ([`crate::policy::OnWorker`]). Elsewhere (a
     /// current-thread runtime) it runs on a blocking thread.
-    pub async fn policy_blocking<R: Send + 'static>(
+    pub async fn run_policy<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, GatewayError> {

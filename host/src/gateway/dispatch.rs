@@ -89,7 +89,7 @@ pub async fn run(
     check_request(request)?;
     let (app2, req, pin2) = (app.clone(), request.clone(), pin.clone());
     let body: Arc<str> = app
-        .policy_blocking(move || app2.policies.build_upstream_body(&pin2, &req, &settings))
+        .run_policy(move || app2.policies.build_upstream_body(&pin2, &req, &settings))
         .await??
         .into();
     let call = Arc::new(ImageCall {
@@ -244,7 +244,7 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
                     call.pin.clone(),
                 );
                 let result = app
-                    .policy_blocking(move || interpret::success(&app2, &pin, &bytes, format))
+                    .run_policy(move || interpret::success(&app2, &pin, &bytes, format))
                     .await
                     .and_then(|r| r);
                 match &result {
@@ -301,7 +301,7 @@ async fn one_image(app: Arc<App>, call: Arc<ImageCall>) -> ImageAttempts {
         app.accounts.record_failure(lease.id);
         let (app2, call2) = (app.clone(), call.clone());
         let classified = app
-            .policy_blocking(move || {
+            .run_policy(move || {
                 let mut c = app2.policies.classify(&call2.pin, &failure)?;
                 // Upstream text may echo a key or the prompt: redact before it goes anywhere.
                 c.message = call2.redactor.redact(&c.message);

@@ -24,7 +24,7 @@ pub async fn run(app: &Arc<App>, ctx: &mut Ctx, body: Bytes) -> Result<ImageRequ
         Lookup::Hit(parsed) => parsed,
         Lookup::Miss(key) => {
             let (app2, text) = (app.clone(), text.to_owned());
-            app.policy_blocking(move || app2.policies.parse_request_remember(&pin, &text, key))
+            app.run_policy(move || app2.policies.parse_request_remember(&pin, &text, key))
                 .await??
         }
     };

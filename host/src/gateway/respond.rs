@@ -36,7 +36,7 @@ pub async fn render(
 ) -> Result<Chunks, GatewayError> {
     let app2 = app.clone();
     let body = app
-        .policy_blocking(move || {
+        .run_policy(move || {
             let generation = Generation {
                 images: generated
                     .images

@@ -34,7 +34,7 @@ pub async fn run(
         Lookup::Hit(screening) => screening,
         Lookup::Miss(key) => {
             let (app2, live, req) = (app.clone(), live.clone(), request.clone());
-            app.policy_blocking(move || {
+            app.run_policy(move || {
                 app2.policies
                     .screen_remember(&pin, &req, threshold, &live.policy_config, key)
             })

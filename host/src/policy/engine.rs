@@ -136,13 +136,17 @@ impl Gate {
         if !OnWorker::here() {
             return self.enter();
         }
+        self.try_enter()
+            .unwrap_or_else(|| tokio::task::block_in_place(|| self.enter()))
+    }
+
+    /// A free slot, if there is one now.
+    fn try_enter(&self) -> Option<Permit<'_>> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if *free > 0 {
+        (*free > 0).then(|| {
             *free -= 1;
-            return Permit(self);
-        }
-        drop(free);
-        tokio::task::block_in_place(|| self.enter())
+            Permit(self)
+        })
     }
 
     /// Wait for a free slot.
