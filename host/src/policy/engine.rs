@@ -265,10 +265,12 @@ impl Runtime {
             overran: false,
         };
         let mut store = Store::new(&self.engine, state);
+        let whole = self.limits.timeout.saturating_sub(EPOCH_TICK);
+        // Never more on the worker than the call's own deadline allows.
         let budget = if on_worker {
-            WORKER_ALLOWANCE
+            WORKER_ALLOWANCE.min(whole)
         } else {
-            self.limits.timeout.saturating_sub(EPOCH_TICK)
+            whole
         };
         let mut baseline: Option<Duration> = None;
         store.set_epoch_deadline(1);
