@@ -209,7 +209,7 @@ impl Cache {
                 return Ok(Lookup::Expired);
             }
             let payloads = txn.open_table(tables::CACHE_PAYLOADS)?;
-            match payloads.get(key)? {
+            match payloads.get((created, key))? {
                 Some(p) => Ok(Lookup::Found(p.value().to_vec(), created)),
                 None => Err(StoreError::Corrupt(format!(
                     "cache entry {} has no payload",
@@ -552,7 +552,7 @@ enum Lookup {
 
 /// The cache tables opened in one write transaction, with the totals held in memory until `finish`.
 struct Tx<'t> {
-    payloads: Table<'t, &'static CacheKey, &'static [u8]>,
+    payloads: Table<'t, (u64, &'static CacheKey), &'static [u8]>,
     entries: Table<'t, &'static CacheKey, (u64, u64, u64)>,
     by_access: Table<'t, (u64, &'static CacheKey), ()>,
     by_created: Table<'t, (u64, &'static CacheKey), ()>,
@@ -625,7 +625,11 @@ impl<'t> Tx<'t> {
     ) -> Result<(), StoreError> {
         let len = payload.len();
         let reserved = u32::try_from(len).map_err(|_| redb::StorageError::ValueTooLarge(len))?;
-        payload.write_to(self.payloads.insert_reserve(key, reserved)?.as_mut());
+        payload.write_to(
+            self.payloads
+                .insert_reserve((now_ms, key), reserved)?
+                .as_mut(),
+        );
         let size = len as u64;
         self.entries.insert(key, (now_ms, now_ms, size))?;
         self.by_access.insert((now_ms, key), ())?;
@@ -645,7 +649,7 @@ impl<'t> Tx<'t> {
         let Some((created, last, size)) = self.entries.remove(key)?.map(|g| g.value()) else {
             return Ok(None);
         };
-        self.payloads.remove(key)?;
+        self.payloads.remove((created, key))?;
         self.by_access.remove((last, key))?;
         self.by_created.remove((created, key))?;
         self.bytes = self.bytes.saturating_sub(size);

@@ -37,7 +37,7 @@ pub(crate) const COPIED: [&str; 16] = [
     "client_keys",
     "client_key_limits",
     "client_key_usage",
-    "cache_payloads",
+    "cache_payloads_by_created",
     "cache_entries",
     "cache_by_access",
     "cache_by_created",
@@ -197,10 +197,12 @@ fn inspect_rows(db: &Database, key: Option<&SecretKey>) -> Result<Inventory, Sto
         row?;
         inv.client_keys += 1;
     }
-    for row in txn.open_table(tables::CACHE_PAYLOADS)?.iter()? {
-        let (_, payload) = row?;
-        inv.cache_entries += 1;
-        inv.cache_bytes += payload.value().len() as u64;
+    // A file of schema 1 (an old backup, checked before it is restored) has its payloads by key alone.
+    match txn.open_table(tables::CACHE_PAYLOADS) {
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            count_payloads(&txn.open_table(tables::LEGACY_CACHE_PAYLOADS)?, &mut inv)?
+        }
+        table => count_payloads(&table?, &mut inv)?,
     }
     for row in txn.open_table(tables::CACHE_ENTRIES)?.iter()? {
         row?;
@@ -212,6 +214,19 @@ fn inspect_rows(db: &Database, key: Option<&SecretKey>) -> Result<Inventory, Sto
         row?;
     }
     Ok(inv)
+}
+
+/// Adds every row of a payload table to the inventory's cache totals.
+fn count_payloads<K: Key + 'static>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    inv: &mut Inventory,
+) -> Result<(), StoreError> {
+    for row in table.iter()? {
+        let (_, payload) = row?;
+        inv.cache_entries += 1;
+        inv.cache_bytes += payload.value().len() as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

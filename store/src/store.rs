@@ -443,6 +443,39 @@ fn unreachable_memory() -> Result<Database, StoreError> {
     ))
 }
 
+/// Schema 1 to 2: moves the payloads of a file written before they were kept in creation order
+/// ([`tables::CACHE_PAYLOADS`]) into their new table, in the transaction that records the new version.
+/// A payload whose entry row is missing was unreachable before and is dropped.
+fn migrate_payloads(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use redb::TableHandle;
+    let legacy_name = tables::LEGACY_CACHE_PAYLOADS.name();
+    if !txn.list_tables()?.any(|t| t.name() == legacy_name) {
+        return Ok(());
+    }
+    let (mut moved, mut bytes) = (0u64, 0u64);
+    {
+        let legacy = txn.open_table(tables::LEGACY_CACHE_PAYLOADS)?;
+        let entries = txn.open_table(tables::CACHE_ENTRIES)?;
+        let mut payloads = txn.open_table(tables::CACHE_PAYLOADS)?;
+        for row in legacy.iter()? {
+            let (key, payload) = row?;
+            let key = key.value();
+            if let Some((created, _, _)) = entries.get(key)?.map(|g| g.value()) {
+                payloads.insert((created, key), payload.value())?;
+                moved += 1;
+                bytes += payload.value().len() as u64;
+            }
+        }
+    }
+    txn.delete_table(tables::LEGACY_CACHE_PAYLOADS)?;
+    tracing::info!(
+        entries = moved,
+        bytes,
+        "store: cache payloads moved to schema 2 (creation order)"
+    );
+    Ok(())
+}
+
 /// Creates any missing table and records (or checks) the schema version.
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -456,11 +489,13 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
                     tables::SCHEMA_VERSION
                 )));
             }
-            Some(_) => {}
-            None => {
+            Some(v) if v == tables::SCHEMA_VERSION => {}
+            _ => {
                 meta.insert(tables::META_SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
             }
         }
+        drop(meta);
+        migrate_payloads(&txn)?;
         txn.open_table(tables::CACHE_PAYLOADS)?;
         txn.open_table(tables::CACHE_ENTRIES)?;
         txn.open_table(tables::CACHE_BY_ACCESS)?;
@@ -605,6 +640,59 @@ mod tests {
             txn.commit().unwrap();
         }
         assert!(matches!(Store::open(&path), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_schema_1_file_keeps_its_cache_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aperture.redb");
+        let (kept, orphan) = ([7u8; 32], [9u8; 32]);
+        {
+            // The layout of schema 1: payloads by key alone.
+            let store = Store::open(&path).unwrap();
+            let txn = store.db().unwrap().begin_write().unwrap();
+            txn.delete_table(tables::CACHE_PAYLOADS).unwrap();
+            {
+                let mut meta = txn.open_table(tables::META).unwrap();
+                meta.insert(tables::META_SCHEMA_VERSION, 1).unwrap();
+                meta.insert(tables::META_CACHE_BYTES, 5).unwrap();
+                meta.insert(tables::META_CACHE_ENTRIES, 1).unwrap();
+                let mut legacy = txn.open_table(tables::LEGACY_CACHE_PAYLOADS).unwrap();
+                legacy.insert(&kept, b"image".as_slice()).unwrap();
+                legacy.insert(&orphan, b"no entry row".as_slice()).unwrap();
+                let mut entries = txn.open_table(tables::CACHE_ENTRIES).unwrap();
+                entries.insert(&kept, (1_000, 2_000, 5)).unwrap();
+                let mut by_access = txn.open_table(tables::CACHE_BY_ACCESS).unwrap();
+                by_access.insert((2_000, &kept), ()).unwrap();
+                let mut by_created = txn.open_table(tables::CACHE_BY_CREATED).unwrap();
+                by_created.insert((1_000, &kept), ()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let cache = store.cache(crate::cache::CacheLimits {
+            max_bytes: 1 << 20,
+            ttl_ms: 0,
+        });
+        assert_eq!(
+            cache.get_entry(&kept, 3_000).unwrap(),
+            Some((b"image".to_vec(), 1_000))
+        );
+        assert_eq!(cache.get(&orphan, 3_000).unwrap(), None);
+        let txn = store.db().unwrap().begin_read().unwrap();
+        let meta = txn.open_table(tables::META).unwrap();
+        let version = meta.get(tables::META_SCHEMA_VERSION).unwrap().unwrap();
+        assert_eq!(version.value(), tables::SCHEMA_VERSION);
+        assert!(matches!(
+            txn.open_table(tables::LEGACY_CACHE_PAYLOADS),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ));
+        // Evicting the moved entry removes its payload from the new table.
+        drop((meta, txn));
+        assert!(cache.remove(&kept).unwrap());
+        let txn = store.db().unwrap().begin_read().unwrap();
+        let payloads = txn.open_table(tables::CACHE_PAYLOADS).unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&payloads).unwrap(), 0);
     }
 
     #[test]

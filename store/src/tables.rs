@@ -5,7 +5,7 @@
 //! | table | key | value | purpose |
 //! |---|---|---|---|
 //! | `meta` | `&str` | `u64` | schema version, cache totals, next account id |
-//! | `cache_payloads` | `&[u8; 32]` | `&[u8]` | the cached payload, opaque bytes |
+//! | `cache_payloads_by_created` | `(created_ms, key)` | `&[u8]` | the cached payload, opaque bytes, in creation order (see [`CACHE_PAYLOADS`]) |
 //! | `cache_entries` | `&[u8; 32]` | `(created_ms, last_access_ms, size)` | per-entry metadata (kept apart from the payload so an access-time update never rewrites a large value) |
 //! | `cache_by_access` | `(last_access_ms, key)` | `()` | LRU order: the first row is the least recently accessed entry |
 //! | `cache_by_created` | `(created_ms, key)` | `()` | TTL order: expired entries are a prefix of this table |
@@ -24,7 +24,9 @@
 use redb::TableDefinition;
 
 /// Bumped when a table's layout changes incompatibly; a file with a newer version is refused.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// Version 1 kept payloads by key alone ([`LEGACY_CACHE_PAYLOADS`]); opening such a file moves them
+/// into [`CACHE_PAYLOADS`] once (`store::create_tables`).
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// Small counters and settings.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -37,8 +39,15 @@ pub(crate) const META_CACHE_ENTRIES: &str = "cache_entries";
 /// `META` key: the id the next added account gets (ids are never reused).
 pub(crate) const META_NEXT_ACCOUNT_ID: &str = "next_account_id";
 
-/// Cache payloads by key.
-pub(crate) const CACHE_PAYLOADS: TableDefinition<&[u8; 32], &[u8]> =
+/// Cache payloads by `(created_ms, key)`, `created_ms` being the entry's creation time in
+/// [`CACHE_ENTRIES`]. A payload is larger than a page, so redb gives each one a leaf of its own, and an
+/// insert reads the leaf next to where the new key goes. Keyed by the hash alone, that neighbour was a
+/// random old image, read back from disk (a whole power-of-two run of pages) for every cache write; in
+/// creation order it is the image written just before, still in redb's cache.
+pub(crate) const CACHE_PAYLOADS: TableDefinition<(u64, &[u8; 32]), &[u8]> =
+    TableDefinition::new("cache_payloads_by_created");
+/// Schema 1's payload table, by key alone; only read to migrate a file.
+pub(crate) const LEGACY_CACHE_PAYLOADS: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("cache_payloads");
 /// Cache entry metadata by key: `(created_ms, last_access_ms, size)`.
 pub(crate) const CACHE_ENTRIES: TableDefinition<&[u8; 32], (u64, u64, u64)> =

@@ -2,6 +2,7 @@
 //! cheap instance per call), epoch interruption (a deadline per call) and a memory
 //! cap per instance, plus a WASI linker that grants no authority at all.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct CallState {
     /// Set when a call running on an async worker used up [`WORKER_ALLOWANCE`] and
     /// was stopped, to be redone off the worker (see [`OnWorker`]).
     overran: bool,
+    /// Keeps the epoch ticker running while this store exists.
+    _ticking: Ticking,
 }
 
 impl CallState {
@@ -110,7 +113,7 @@ pub struct Runtime {
     pub(crate) gate: Gate,
     /// How many calls may run at once.
     pub(crate) concurrent_calls: u32,
-    _ticker: Arc<Ticker>,
+    ticker: Arc<Ticker>,
 }
 
 /// A counting semaphore for blocking threads (component calls run off the async workers).
@@ -215,7 +218,10 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         add_policy_wasi(&mut linker)?;
-        let ticker = Ticker::start(engine.clone());
+        let ticker = Ticker::start({
+            let engine = engine.clone();
+            move || engine.increment_epoch()
+        });
         let concurrent_calls = Runtime::concurrent_calls(limits.max_instances);
         Ok(Runtime {
             engine,
@@ -223,7 +229,7 @@ impl Runtime {
             limits,
             gate: Gate::new(concurrent_calls),
             concurrent_calls,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -263,6 +269,7 @@ impl Runtime {
             cli: WasiCliCtx::default(),
             table: ResourceTable::new(),
             overran: false,
+            _ticking: self.ticker.hold(),
         };
         let mut store = Store::new(&self.engine, state);
         let whole = self.limits.timeout.saturating_sub(EPOCH_TICK);
@@ -368,31 +375,78 @@ fn thread_cpu_time() -> Duration {
     START.get_or_init(std::time::Instant::now).elapsed()
 }
 
-/// A background thread advancing the engine epoch; it stops when dropped.
+/// A background thread advancing the engine epoch while any store exists (a call
+/// is running or about to), parked otherwise: an idle gateway, or one serving hits
+/// whose component results are memoized, is not woken 200 times a second. It stops
+/// when dropped.
 struct Ticker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    shared: Arc<TickerShared>,
+    thread: std::thread::Thread,
+}
+
+struct TickerShared {
+    /// Stores alive; the thread ticks while this is above zero.
+    live: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Held by each store ([`CallState`]); the ticker runs while any is held.
+pub(crate) struct Ticking {
+    shared: Arc<TickerShared>,
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> Arc<Ticker> {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::Builder::new()
+    /// Call `tick` every [`EPOCH_TICK`] while a [`Ticking`] is held.
+    fn start(tick: impl Fn() + Send + 'static) -> Arc<Ticker> {
+        let shared = Arc::new(TickerShared {
+            live: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let state = shared.clone();
+        let handle = std::thread::Builder::new()
             .name("aperture-epoch".into())
             .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                while !state.stop.load(Ordering::Acquire) {
+                    if state.live.load(Ordering::Acquire) == 0 {
+                        // `hold` unparks after raising the count; an unpark that came
+                        // before this park makes it return at once (std's token).
+                        std::thread::park();
+                        continue;
+                    }
+                    // The first tick comes at most one tick after a call starts, as
+                    // with a free-running ticker, so the deadline arithmetic holds.
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    tick();
                 }
             })
             .expect("spawning the epoch thread");
-        Arc::new(Ticker { stop })
+        Arc::new(Ticker {
+            shared,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    /// Keep the epoch advancing until the returned guard drops.
+    fn hold(&self) -> Ticking {
+        if self.shared.live.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+        Ticking {
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 
@@ -401,6 +455,38 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_ticker_ticks_only_while_a_store_is_held() {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = Ticker::start({
+            let ticks = ticks.clone();
+            move || {
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let count = || ticks.load(Ordering::SeqCst);
+        std::thread::sleep(30 * MS);
+        assert_eq!(count(), 0, "no store: the ticker is parked");
+        let held = [ticker.hold(), ticker.hold()];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count() < 3 {
+            assert!(std::time::Instant::now() < deadline, "no ticks while held");
+            std::thread::sleep(MS);
+        }
+        drop(held);
+        // At most the tick already under way lands after the last guard is gone.
+        std::thread::sleep(2 * EPOCH_TICK);
+        let settled = count();
+        std::thread::sleep(30 * MS);
+        assert_eq!(count(), settled, "parked again once every store is gone");
+        // And it wakes for the next store.
+        let _again = ticker.hold();
+        while count() == settled {
+            assert!(std::time::Instant::now() < deadline, "not woken again");
+            std::thread::sleep(MS);
+        }
+    }
 
     #[test]
     fn the_deadline_counts_cpu_time_not_waiting() {
