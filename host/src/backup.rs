@@ -27,6 +27,10 @@ pub async fn snapshot(
     include_cache: bool,
     request_id: &str,
 ) -> Result<Response<Full<Bytes>>, GatewayError> {
+    // Results already answered are in it: the cache writer gathers them for a moment before committing.
+    if let (true, Some(writer)) = (include_cache, &app.cache_writer) {
+        writer.settle().await;
+    }
     let store = app.store.clone();
     let tmp = app
         .config
