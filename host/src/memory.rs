@@ -5,10 +5,26 @@
 //! resident size stays near its peak for good. A fixed threshold keeps every
 //! buffer above it in a mapping of its own, unmapped the moment it is freed, and a
 //! trim after a burst hands back the arenas' free pages.
+//!
+//! The threshold is a trade. A fresh mapping costs a page fault and a zeroed page
+//! for every 4 KiB written, and the munmap when freed: at 128 KiB, every buffer of a
+//! 1K image (the ~180 KB inflated answer, redb's 256 KiB page buffers for its cache
+//! write) was one, and the faults were a fifth of the gateway's CPU per miss (0.88
+//! against 0.70 ms, `benches/compare.sh`'s CPU row). At 512 KiB those come from the
+//! arenas, reused warm; 2K and 4K images (half a megabyte and more) still get
+//! mappings, which is what keeps bursts bounded: with the threshold at 4 MiB, the
+//! 64-concurrent-4K peak went from 138 to 166 MB and the n=10 burst's from 323 to
+//! 570 MB.
 
 /// Blocks of at least this size get their own mapping.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+const MMAP_THRESHOLD: libc::c_int = 512 * 1024;
+
+/// Free space an arena keeps at its top before giving it back: a few warm 1K-image
+/// buffers per thread, instead of faulting them in again for every request. Bounded
+/// per arena, and handed back by [`trim`] after a burst.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 2 * 1024 * 1024;
 
 /// Set the allocator up for megabyte-sized, short-lived buffers. Call once, before
 /// any thread starts.
@@ -18,6 +34,7 @@ pub fn tune() {
     // the runtime's threads exist, and the values are within glibc's documented ranges.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 

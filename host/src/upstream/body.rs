@@ -12,9 +12,10 @@ use hyper::body::Body;
 use super::TransportError;
 
 /// The first allocation for an inflated body (Google sends chunked, so no size is stated); it
-/// doubles from there. Large on purpose: above glibc's mmap threshold (`memory.rs`) it is a
-/// mapping whose untouched pages cost nothing, and it grows by `mremap`, never by copying.
-const FIRST_GUESS: usize = 1 << 20;
+/// doubles from there. Room for a 1K image's answer (~180 KB), below glibc's mmap threshold
+/// (`memory.rs`), so it is warm arena memory, not a fresh mapping faulted in page by page. A larger
+/// answer is copied once or twice while small, then, past the threshold, grows by `mremap`.
+const FIRST_GUESS: usize = 256 << 10;
 
 /// Spare capacity kept at most (an eighth of the length); more is given back.
 fn fit(mut out: Vec<u8>) -> Bytes {
