@@ -9,12 +9,12 @@
 //! The threshold is a trade. A fresh mapping costs a page fault and a zeroed page
 //! for every 4 KiB written, and the munmap when freed: at 128 KiB, every buffer of a
 //! 1K image (the ~180 KB inflated answer, redb's 256 KiB page buffers for its cache
-//! write) was one, and the faults were a fifth of the gateway's CPU per miss (0.88
-//! against 0.70 ms, `benches/compare.sh`'s CPU row). At 512 KiB those come from the
-//! arenas, reused warm; 2K and 4K images (half a megabyte and more) still get
-//! mappings, which is what keeps bursts bounded: with the threshold at 4 MiB, the
-//! 64-concurrent-4K peak went from 138 to 166 MB and the n=10 burst's from 323 to
-//! 570 MB.
+//! write) was one, and in profiles of unique-prompt misses the faults were about a
+//! tenth of the gateway's CPU, more with cache writes on. At 512 KiB those come
+//! from the arenas, reused warm; 2K and 4K images (half a megabyte and more) still
+//! get mappings, which is what keeps bursts bounded: with the threshold at 4 MiB,
+//! the 64-concurrent-4K peak went from 138 to 166 MB and the n=10 burst's from 323
+//! to 570 MB.
 
 /// Blocks of at least this size get their own mapping.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
